@@ -41,6 +41,74 @@ def cmd_wards(args: argparse.Namespace) -> int:
     return EXIT_GO
 
 
+def _exit_for(verdict: str) -> int:
+    return {"GO": EXIT_GO, "NO-GO": EXIT_NO_GO}.get(verdict, EXIT_ERROR)
+
+
+def _run(scenario: str, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import REPORTS_DIR
+    from .plan import load_plan
+    from .runner import run_plan
+    from .targets import resolve_target
+
+    plan = load_plan(scenario, time_scale=args.time_scale)
+    for name in args.stage:
+        plan.stage(name)  # unknown names fail before any load is sent
+    target = resolve_target(args.target or plan.target, url=args.target_url, confirmed=args.confirm_target)
+    result = run_plan(plan, target, only=args.stage or None,
+                      reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR)
+    summary = result.summary
+    for stage in summary["stages"]:
+        d, s = stage["dossiers"], stage["sessions"]
+        print(f"{stage['name']}: {stage['verdict']}  units {stage['units']}  "
+              f"completion {stage['completion_rate']:.1%}  sessions {s['peak_harness']} harness / "
+              f"{s['peak_portal']} portal  dossiers {d['submitted']} submitted, {d['complete']} complete, "
+              f"{d['lost']} lost, {d['duplicated']} duplicated")
+        for gate in stage["gates"]:
+            if not gate["passed"]:
+                print(f"  gate failed: {gate['expr']} (observed {gate['observed']})")
+    print(f"verdict: {summary['verdict']}")
+    print(f"report: {result.run_dir / 'index.html'}")
+    if summary["verdict"] == "INCOMPLETE":
+        print(f"rehearse: error: the run did not complete; what was measured is in {result.run_dir}",
+              file=sys.stderr)
+    return _exit_for(summary["verdict"])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a scenario's stages against its target and write the run directory."""
+    return _run(args.scenario, args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run scenarios/demo.yaml on the embedded reference portal."""
+    from . import SCENARIOS_DIR
+
+    return _run(str(SCENARIOS_DIR / "demo.yaml"), args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild a run's index.html from its summary.json."""
+    from .report import build_report
+
+    print(build_report(args.run_dir))
+    return EXIT_GO
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-scale", type=float, default=None, metavar="N",
+                   help="compress simulated time N times (default: the scenario's)")
+    p.add_argument("--stage", action="append", default=[], metavar="NAME",
+                   help="run only this stage (repeatable)")
+    p.add_argument("--target", default=None, help="target name from config/targets.yaml (default: the scenario's)")
+    p.add_argument("--target-url", default=None, help="override the target's URL (must be on the allowed list)")
+    p.add_argument("--confirm-target", action="store_true",
+                   help="confirm a target that is allowed but not loopback")
+    p.add_argument("--reports-dir", default=None, help="where run directories go (default: reports/)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .wards import FormerProvince, UnitType
 
@@ -56,6 +124,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", action="append", default=[], choices=[v.value for v in UnitType],
                    help="filter (repeatable)")
     p.set_defaults(func=cmd_wards)
+
+    p = sub.add_parser("run", help="run a scenario (all its stages, in order)",
+                       description="Run a scenario's stages in order against its target. "
+                                   "Exit 0 GO, 1 NO-GO, 2 bad input or harness error.")
+    p.add_argument("scenario", help="scenario YAML, e.g. scenarios/demo.yaml")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run scenarios/demo.yaml on the embedded reference portal",
+                       description="All 168 units, 2 officers each, 1,000+ concurrent sessions, "
+                                   "time compressed to finish within 3 minutes.")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="rebuild a run's report from its summary.json",
+                       description="Rebuild reports/<run>/index.html, also for a run that crashed.")
+    p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-demo")
+    p.set_defaults(func=cmd_report)
 
     for register in _EXTRA_COMMANDS:
         register(sub)
@@ -77,8 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rehearse: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("rehearse: interrupted", file=sys.stderr)
-        return 130
+        print("rehearse: interrupted; what was measured is on disk", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""What citizens and officers share: a signed-in session against the portal.
+
+`PortalUser` carries the session token in an ``Authorization`` header (not a
+cookie, so FastHttpUser and HttpUser behave the same), keeps the time of its
+last request so the harness can count active sessions the way the portal
+does, scales every think time by the plan's time scale, and hands dossier
+events to the telemetry (which writes the ledger).
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent patches the standard library)
+
+import json
+import random
+import time
+import weakref
+from typing import Any
+
+import gevent
+from locust import FastHttpUser
+from locust.exception import RescheduleTask
+
+from .context import RunContext
+
+#: Users that are signed in now; the telemetry counts the active ones.
+SIGNED_IN: "weakref.WeakSet[PortalUser]" = weakref.WeakSet()
+
+
+class PortalUser(FastHttpUser):
+    """A person with a portal session. Subclasses say what they do."""
+
+    abstract = True
+    #: Set by the locustfile's init hook before any user starts.
+    ctx: RunContext
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.token: str | None = None
+        self.last_active = 0.0
+        self.rng = random.Random()
+
+    # -- time ---------------------------------------------------------------
+    def think(self, low_s: float, high_s: float) -> None:
+        """Sleep a simulated think time, compressed by the time scale."""
+        gevent.sleep(self.rng.uniform(low_s, high_s) / self.ctx.time_scale)
+
+    # -- requests -----------------------------------------------------------
+    def call(self, method: str, path: str, name: str, *, ok: tuple[int, ...] = (200, 201),
+             expect: tuple[int, ...] = (), **kwargs: Any) -> tuple[int, Any]:
+        """One request; returns (status, parsed JSON or None).
+
+        A status in `ok` counts as success; a status in `expect` (e.g. 409
+        when another officer was quicker) is an answer we can act on and also
+        counts as success; anything else is a failure in Locust's stats and a
+        ``request_failed`` event in the ledger.
+        """
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        with self.client.request(method, path, name=name, headers=headers,
+                                 catch_response=True, **kwargs) as resp:
+            status = resp.status_code or 0
+            body: Any = None
+            try:
+                if resp.content:
+                    body = json.loads(resp.content)
+            except (ValueError, TypeError):
+                body = None
+            if self.token:
+                self.last_active = time.time()
+            if status in ok or status in expect:
+                resp.success()
+            else:
+                error = (body or {}).get("error") if isinstance(body, dict) else None
+                message = error or (str(resp.error) if resp.error else f"HTTP {status}")
+                resp.failure(message)
+                self.ctx.telemetry.emit("request_failed", name=name, method=method,
+                                        status=status, error=str(message)[:200])
+            return status, body
+
+    def signed_in(self, token: str) -> None:
+        self.token = token
+        self.last_active = time.time()
+        SIGNED_IN.add(self)
+
+    def sign_out(self) -> None:
+        if self.token:
+            self.call("POST", "/api/auth/logout", name="/api/auth/logout")
+        self.token = None
+        SIGNED_IN.discard(self)
+
+    def on_stop(self) -> None:
+        SIGNED_IN.discard(self)
+
+    def require(self, status: int, body: Any, *fields: str) -> dict[str, Any]:
+        """The answer's body if the call worked; otherwise give up this task."""
+        if status not in (200, 201) or not isinstance(body, dict) or any(f not in body for f in fields):
+            self.think(5, 15)  # back off before the next attempt
+            raise RescheduleTask()
+        return body

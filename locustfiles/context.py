@@ -1,0 +1,73 @@
+"""The run context every user shares inside one Locust process.
+
+Built once by the locustfile's ``init`` hook from the plan named on the
+command line (``--plan``, ``--stage``, ``--time-scale``), then handed to the
+user classes as a class attribute: no module-level settings, no environment
+variables read deep inside.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rehearsal.catalogue import Catalogue
+    from rehearsal.plan import Plan, Stage
+
+    from .telemetry import Telemetry
+
+
+@dataclass
+class RunContext:
+    """One stage of one plan, as seen by the users of this process."""
+
+    plan: "Plan"
+    stage: "Stage"
+    catalogue: "Catalogue"
+    telemetry: "Telemetry"
+    time_scale: float
+    officer_password: str = "rehearsal"
+    #: Index of this process among the Locust workers (0 when local) and their number.
+    worker_index: int = 0
+    worker_count: int = 1
+    #: Wall-clock time the stage started (set at test_start).
+    started_at: float = 0.0
+    _counters: dict[str, Any] = field(default_factory=lambda: {
+        "officer": itertools.count(), "citizen": itertools.count()})
+
+    # -- the stage's clock (wall seconds from its start) --------------------
+    @property
+    def lead_wall(self) -> float:
+        """Officers sign in this long before citizens arrive."""
+        return self.stage.officers.sign_in_lead_s / self.time_scale
+
+    @property
+    def window_wall(self) -> float:
+        """The filing window: citizens file new dossiers during it."""
+        return self.stage.duration_s / self.time_scale
+
+    @property
+    def grace_wall(self) -> float:
+        return self.stage.grace_s / self.time_scale
+
+    @property
+    def total_wall(self) -> float:
+        return self.lead_wall + self.window_wall + self.grace_wall
+
+    def elapsed(self) -> float:
+        return time.time() - self.started_at if self.started_at else 0.0
+
+    def filing_open(self) -> bool:
+        return self.elapsed() < self.lead_wall + self.window_wall
+
+    # -- who is who ---------------------------------------------------------
+    def next_identity(self, kind: str) -> int:
+        """A number unique across all worker processes for this user kind.
+
+        Each process numbers its own users 0, 1, 2, …; interleaving them by
+        worker index keeps the numbers unique and dense across workers.
+        """
+        return next(self._counters[kind]) * self.worker_count + self.worker_index

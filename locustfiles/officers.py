@@ -1,0 +1,111 @@
+"""Ward officers: work their unit's queue, oldest first.
+
+Each unit has ``per_unit`` officer accounts (``cb<unit>-<n>``). The roles of
+the one-stop chain are shared between them the way a two-person ward desk
+shares them on a trial night: officer 1 is the one-stop desk (receive, return
+the result), the others are specialists who process, ask for supplements,
+hand liên thông dossiers to the second agency and take them back, and decide
+(the leader's signature is part of *decide*). With a single officer, that
+officer does everything. Specialists split the dossiers by id so two of them
+never race for the same one; the portal still answers 409 if they do.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent patches the standard library)
+
+from typing import Any
+
+import gevent
+from locust import task
+
+from .common import PortalUser
+
+INTAKE = "1,9"       # submitted (to receive) and decided (to return)
+PROCESSING = "2,4"   # received (to process) and processing
+
+
+class OfficerUser(PortalUser):
+    """One officer account of one unit."""
+
+    def on_start(self) -> None:
+        stage = self.ctx.stage
+        per_unit = stage.officers.per_unit
+        self.identity = self.ctx.next_identity("officer")
+        self.unit = stage.units[(self.identity // per_unit) % len(stage.units)]
+        self.number = self.identity % per_unit + 1
+        self.username = f"cb{self.unit}-{self.number}"
+        if per_unit == 1:
+            self.statuses, self.specialist_slot = "1,2,4,9", None
+        elif self.number == 1:
+            self.statuses, self.specialist_slot = INTAKE, None
+        else:
+            self.statuses, self.specialist_slot = PROCESSING, (self.number - 2, per_unit - 1)
+        self.sign_in()
+
+    def sign_in(self) -> None:
+        status, body = self.call("POST", "/api/auth/officer", name="/api/auth/officer",
+                                 json={"username": self.username, "password": self.ctx.officer_password})
+        self.signed_in(self.require(status, body, "token")["token"])
+
+    @task
+    def work_queue(self) -> None:
+        load = self.ctx.stage.officers
+        if self.token is None:
+            self.sign_in()
+        status, body = self.call("GET", "/api/officer/queue", name="/api/officer/queue",
+                                 params={"status": self.statuses, "limit": 20})
+        if status == 401:
+            self.token = None
+            return
+        items = body.get("items", []) if isinstance(body, dict) else []
+        worked = False
+        # Work down the page fetched, oldest first, before looking at the queue again.
+        for item in items:
+            if self.specialist_slot and item["id"] % self.specialist_slot[1] != self.specialist_slot[0]:
+                continue
+            if self.act(item):
+                worked = True
+                self.think(load.think_time.low_s, load.think_time.high_s)
+        if not worked:
+            # Nothing to do: come back after the poll interval, as a person would.
+            gevent.sleep(self.rng.uniform(0.5, 1.5) * load.poll_interval_s / self.ctx.time_scale)
+
+    def act(self, item: dict[str, Any]) -> bool:
+        """Take the next step on one dossier; False if it is not ours to move now."""
+        load = self.ctx.stage.officers
+        status, agency = item["status"], item.get("agency_state")
+        if status == 1:
+            if self.rng.random() < load.refuse_share:
+                return self.step(item, "refuse-intake", "refused_intake",
+                                 json={"reason": "Hồ sơ không thuộc thẩm quyền giải quyết"})
+            return self.step(item, "receive", "received")
+        if status == 2:
+            return self.step(item, "process", "processing")
+        if status == 4:
+            if agency == "at_agency":
+                return False
+            if agency == "back":
+                return self.step(item, "take-back", "taken_back")
+            if item.get("lien_thong") and not item.get("agency_done"):
+                return self.step(item, "transfer", "transferred")
+            if item.get("supplement_count", 0) == 0 and self.rng.random() < load.supplement_share:
+                return self.step(item, "request-supplement", "supplement_requested",
+                                 json={"reason": "Bổ sung bản sao giấy tờ tùy thân"})
+            approved = self.rng.random() >= 0.03
+            return self.step(item, "decide", "decided",
+                             json={"decision": "approved" if approved else "refused",
+                                   "reason": "" if approved else "Không đủ điều kiện"})
+        if status == 9:
+            return self.step(item, "return", "returned")
+        return False
+
+    def step(self, item: dict[str, Any], action: str, event: str, **kwargs: Any) -> bool:
+        status, body = self.call("POST", f"/api/officer/dossiers/{item['id']}/{action}",
+                                 name=f"/api/officer/dossiers/[id]/{action}", expect=(409,), **kwargs)
+        if status in (200, 201):
+            extra = {"decision": kwargs["json"]["decision"]} if action == "decide" else {}
+            self.ctx.telemetry.emit(event, id=item["id"], unit=self.unit,
+                                    officer=self.username, status=(body or {}).get("status"), **extra)
+            return True
+        return False

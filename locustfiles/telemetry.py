@@ -1,0 +1,159 @@
+"""Our own measurements inside Locust, shaped for distributed mode from day one.
+
+Every process that runs users buffers its dossier events and, once a second,
+sends them with ``runner.send_message("rehearsal:events", …)``; every two
+seconds it sends its count of active sessions (``rehearsal:tick``). On a
+``LocalRunner`` that call reaches our own handler directly; on a worker it
+goes to the master. Only the master (or the local runner) writes: the
+ledger (`rehearsal.ledger.LedgerWriter`) and the time series of the stage
+(``timeseries.jsonl``: users, sessions counted by the harness and by the
+portal, dossiers submitted and complete, requests and failures per second).
+Counts are merged exactly: sessions are the sum of each node's latest count,
+dossier counts come from the events themselves.
+"""
+
+from __future__ import annotations
+
+import locust  # noqa: F401  (first: gevent patches the standard library)
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from rehearsal.ledger import LedgerWriter
+
+from .common import SIGNED_IN
+
+EVENTS, TICK = "rehearsal:events", "rehearsal:tick"
+FLUSH_EVERY_S = 1.0
+SAMPLE_EVERY_S = 2.0
+COMPLETE_KINDS = ("returned", "refused_intake")
+
+
+class Telemetry:
+    """Buffers this process's events and, on the master or local runner, writes them."""
+
+    def __init__(self, environment: Environment, *, stage: str, run_dir: Path | None,
+                 portal_url: str | None, session_window_s: float = 60.0) -> None:
+        self.env = environment
+        self.stage = stage
+        self.session_window_s = session_window_s
+        self.portal_url = portal_url
+        self.buffer: list[dict[str, Any]] = []
+        self.is_sink = not isinstance(environment.runner, WorkerRunner)
+        self.node_sessions: dict[str, int] = {}
+        self.counts = {"submitted": 0, "complete": 0, "events": 0}
+        self.ledger: LedgerWriter | None = None
+        self.series = None
+        if self.is_sink and run_dir is not None:
+            self.ledger = LedgerWriter(run_dir / "ledger" / f"{stage}.jsonl")
+            stage_dir = run_dir / "stages" / stage
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            self.series = (stage_dir / "timeseries.jsonl").open("a", encoding="utf-8")
+        runner = environment.runner
+        assert runner is not None
+        runner.register_message(EVENTS, self._on_events)
+        runner.register_message(TICK, self._on_tick)
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # -- every process with users -------------------------------------------
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.buffer.append({"t": round(time.time(), 3), "kind": kind, "stage": self.stage, **fields})
+
+    def active_sessions(self) -> int:
+        now = time.time()
+        return sum(1 for u in list(SIGNED_IN) if u.token and now - u.last_active <= self.session_window_s)
+
+    def flush(self) -> None:
+        if self.buffer:
+            batch, self.buffer = self.buffer, []
+            self.env.runner.send_message(EVENTS, batch)
+
+    def _send_loop(self) -> None:
+        last_tick = 0.0
+        while True:
+            gevent.sleep(FLUSH_EVERY_S)
+            self.flush()
+            if time.time() - last_tick >= SAMPLE_EVERY_S:
+                last_tick = time.time()
+                self.env.runner.send_message(TICK, {"sessions": self.active_sessions()})
+
+    # -- the master / local runner --------------------------------------------
+    def _on_events(self, environment: Environment, msg: Any, **_: Any) -> None:
+        events = msg.data or []
+        for e in events:
+            if e["kind"] == "submitted":
+                self.counts["submitted"] += 1
+            elif e["kind"] in COMPLETE_KINDS:
+                self.counts["complete"] += 1
+        self.counts["events"] += len(events)
+        if self.ledger is not None:
+            self.ledger.write(events)
+
+    def _on_tick(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self.node_sessions[str(msg.node_id)] = int(msg.data["sessions"])
+
+    def portal_stats(self) -> tuple[dict[str, Any] | None, str | None]:
+        if not self.portal_url:
+            return None, None
+        try:
+            with urllib.request.urlopen(self.portal_url.rstrip("/") + "/api/stats", timeout=5) as r:
+                return json.loads(r.read()), None
+        except Exception as exc:  # the portal failing is data, not a crash
+            return None, f"{type(exc).__name__}: {exc}"[:200]
+
+    def _sample_loop(self) -> None:
+        while True:
+            gevent.sleep(SAMPLE_EVERY_S)
+            self.sample()
+
+    def sample(self) -> None:
+        stats, error = self.portal_stats()
+        total = self.env.stats.total
+        row = {
+            "t": round(time.time(), 3),
+            "users": self.env.runner.user_count,
+            "sessions_harness": sum(self.node_sessions.values()),
+            "sessions_portal": stats.get("sessions_active") if stats else None,
+            "portal_dossiers": stats.get("dossiers_total") if stats else None,
+            "submitted": self.counts["submitted"],
+            "complete": self.counts["complete"],
+            "requests": total.num_requests,
+            "failures": total.num_failures,
+            "rps": round(total.current_rps, 2),
+            "fail_per_s": round(total.current_fail_per_sec, 2),
+            "portal_error": error,
+        }
+        if self.series is not None:
+            self.series.write(json.dumps(row) + "\n")
+            self.series.flush()
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        if not isinstance(self.env.runner, MasterRunner):
+            self._greenlets.append(gevent.spawn(self._send_loop))
+        if self.is_sink:
+            self._greenlets.append(gevent.spawn(self._sample_loop))
+
+    def stop(self) -> None:
+        for g in self._greenlets:
+            g.kill(block=False)
+        self._greenlets.clear()
+        self.flush()
+        if not isinstance(self.env.runner, MasterRunner):
+            self.env.runner.send_message(TICK, {"sessions": self.active_sessions()})
+        if self.is_sink:
+            self.sample()
+
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.series is not None:
+            self.series.close()
+            self.series = None

@@ -1,0 +1,160 @@
+"""Reconciliation: the ledger against the portal's own records.
+
+Every dossier the harness got an ID for must be found on the portal
+afterwards (else it is **lost**), exactly once per (citizen, client_ref) (else
+it is **duplicated**), and in a state at least as far along as the last event
+the harness saw (else it is **inconsistent**). Completion and on-time counts
+come from the portal's records of those dossiers: the portal is the source
+of truth, the ledger says which dossiers are ours.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import urllib.request
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .errors import PortalError
+from .ledger import STATUS_AFTER, Event
+
+COMPLETE_STATUSES = (3, 10)
+#: How far along the lifecycle a status is; supplement loops share a rank.
+_RANK = {6: 0, 1: 1, 2: 2, 4: 3, 5: 3, 7: 3, 8: 3, 9: 4, 3: 5, 10: 5}
+
+
+def fetch_portal_dossiers(base_url: str, *, admin_token: str | None = None, page: int = 1000,
+                          timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Every dossier the portal holds, through its admin export."""
+    rows: list[dict[str, Any]] = []
+    after = 0
+    headers = {"X-Admin-Token": admin_token} if admin_token else {}
+    while True:
+        url = f"{base_url.rstrip('/')}/api/admin/dossiers?after_id={after}&limit={page}"
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
+                body = json.loads(r.read())
+        except (OSError, ValueError) as exc:
+            raise PortalError(f"cannot read the portal's dossiers for reconciliation ({url}): {exc}") from None
+        items = body.get("items", [])
+        rows.extend(items)
+        after = body.get("next_after_id")
+        if not items or not after:
+            return rows
+
+
+def _epoch(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class UnitResult:
+    """One unit's dossiers in one stage."""
+
+    submitted: int = 0
+    complete: int = 0
+    complete_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def completion_rate(self) -> float | None:
+        return self.complete / self.submitted if self.submitted else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"submitted": self.submitted, "complete": self.complete,
+                "completion_rate": self.completion_rate,
+                "median_complete_s": statistics.median(self.complete_seconds) if self.complete_seconds else None}
+
+
+@dataclass
+class Reconciliation:
+    """What the portal says of the dossiers the harness filed in one stage."""
+
+    submitted: int
+    complete: int
+    lost: list[int]
+    duplicated: int
+    inconsistent: list[int]
+    on_time: int
+    finished: int
+    by_status: dict[int, int]
+    units: dict[int, UnitResult]
+    portal_total: int
+    """Dossiers on the portal in all (other stages and other clients included)."""
+
+    @property
+    def completion_rate(self) -> float:
+        return self.complete / self.submitted if self.submitted else 0.0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self.on_time / self.finished if self.finished else None
+
+
+def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Reconciliation:
+    """Compare one stage's ledger events with the portal's dossiers."""
+    submitted: dict[int, Event] = {}
+    refs: dict[tuple[str, str], set[int]] = defaultdict(set)
+    last_status: dict[int, int] = {}
+    waits: dict[int, float] = defaultdict(float)
+    asked_at: dict[int, float] = {}
+    for e in events:
+        kind, did = e.get("kind"), e.get("id")
+        if did is None:
+            continue
+        if kind == "submitted":
+            submitted.setdefault(did, e)
+            refs[(str(e.get("citizen")), str(e.get("client_ref")))].add(did)
+        if kind in STATUS_AFTER:
+            last_status[did] = STATUS_AFTER[kind]
+        if kind == "supplement_requested":
+            asked_at[did] = e["t"]
+        elif kind == "supplemented" and did in asked_at:
+            waits[did] += e["t"] - asked_at.pop(did)
+
+    portal = {int(r["id"]): r for r in portal_rows}
+    ref_counts = Counter((str(r.get("citizen_id")), str(r.get("client_ref"))) for r in portal_rows
+                         if r.get("client_ref"))
+    duplicated = sum(n - 1 for n in ref_counts.values() if n > 1)
+    duplicated += sum(len(ids) - 1 for ids in refs.values() if len(ids) > 1)
+
+    lost, inconsistent = [], []
+    by_status: Counter[int] = Counter()
+    units: dict[int, UnitResult] = defaultdict(UnitResult)
+    complete = on_time = finished = 0
+    for did, event in submitted.items():
+        row = portal.get(did)
+        unit = units[int(event.get("unit") or 0)]
+        unit.submitted += 1
+        if row is None:
+            lost.append(did)
+            continue
+        status = int(row["status"])
+        by_status[status] += 1
+        if _RANK.get(status, 0) < _RANK.get(last_status.get(did, 1), 0):
+            inconsistent.append(did)
+        if status not in COMPLETE_STATUSES:
+            continue
+        complete += 1
+        unit.complete += 1
+        done = _epoch(row.get("returned_at") or row.get("decided_at"))
+        start = _epoch(row.get("submitted_at"))
+        if done is not None and start is not None:
+            unit.complete_seconds.append(done - start)
+        finished += 1
+        due = _epoch(row.get("due_at"))
+        # Decision 766 indicator 2.1: time waiting for the citizen's supplement
+        # does not count; a second supplement request makes it overdue.
+        if int(row.get("supplement_count") or 0) >= 2:
+            continue
+        if due is None or (done is not None and done - waits.get(did, 0.0) <= due):
+            on_time += 1
+    return Reconciliation(submitted=len(submitted), complete=complete, lost=sorted(lost),
+                          duplicated=duplicated, inconsistent=sorted(inconsistent), on_time=on_time,
+                          finished=finished, by_status=dict(by_status), units=dict(units),
+                          portal_total=len(portal_rows))

@@ -1,0 +1,252 @@
+"""Running a plan: portal up, one Locust process per stage, reconcile, summarise.
+
+Locust runs as its own process (the gevent world), this module stays in the
+plain-Python world: it starts the reference portal when the target is
+``reference``, runs each stage with ``locust --headless`` on the stage's
+locustfile, shows a progress line from the stage's time series, reconciles
+the ledger with the portal, and writes ``summary.json`` after every stage, so
+whatever was measured stays on disk whatever happens next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import LOCUSTFILES_DIR, REPORTS_DIR, __version__
+from .errors import PortalError, RunError
+from .ledger import read_events
+from .plan import Plan, Stage
+from .reconcile import Reconciliation, fetch_portal_dossiers, reconcile
+from .summary import read_timeseries, run_verdict, stage_summary
+from .targets import Target
+
+#: Extra wall seconds a stage may take beyond its plan before it is stopped.
+STAGE_OVERRUN_S = 120.0
+
+Progress = Callable[[str, bool], None]
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_run_dir(plan: Plan, reports_dir: Path = REPORTS_DIR) -> Path:
+    """``reports/<UTC time>-<scenario>/``, created."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = reports_dir / f"{stamp}-{plan.name}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = reports_dir / f"{stamp}-{plan.name}-{n}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+class PortalProcess:
+    """The embedded reference portal, in its own process, on an ephemeral loopback port."""
+
+    def __init__(self, run_dir: Path, *, time_scale: float, officers_per_unit: int) -> None:
+        self.run_dir = run_dir
+        self.time_scale = time_scale
+        self.officers_per_unit = officers_per_unit
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 60.0) -> str:
+        port_file = self.run_dir / "portal.port"
+        port_file.unlink(missing_ok=True)
+        log = (self.run_dir / "portal.log").open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rehearsal.portal", "--host", "127.0.0.1", "--port", "0",
+             "--port-file", str(port_file), "--db", str(self.run_dir / "portal.sqlite"),
+             "--time-scale", str(self.time_scale), "--officers-per-unit", str(self.officers_per_unit)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RunError(f"the reference portal exited at start (code {self.proc.returncode}); "
+                               f"see {self.run_dir / 'portal.log'}")
+            text = port_file.read_text().strip() if port_file.exists() else ""
+            if text:
+                self.url = f"http://127.0.0.1:{int(text)}"
+                if _healthy(self.url):
+                    return self.url
+            time.sleep(0.1)
+        self.stop()
+        raise RunError(f"the reference portal did not answer within {timeout:.0f} s; see {self.run_dir / 'portal.log'}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/api/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class RunResult:
+    """What `run_plan` leaves behind."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    stages: dict[str, Reconciliation] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return str(self.summary["verdict"])
+
+
+def _progress_line(stage: Stage, plan: Plan, row: dict[str, Any] | None, elapsed: float) -> str:
+    total = (stage.officers.sign_in_lead_s + stage.duration_s + stage.grace_s) / plan.time_scale
+    if not row:
+        return f"[{stage.name}] {elapsed:5.0f}/{total:.0f} s  starting…"
+    sub, done = row.get("submitted", 0), row.get("complete", 0)
+    rate = f"{done / sub:6.1%}" if sub else "     –"
+    portal = row.get("sessions_portal")
+    return (f"[{stage.name}] {elapsed:5.0f}/{total:.0f} s  users {row.get('users', 0):5d}  "
+            f"sessions {row.get('sessions_harness', 0):5d} harness / "
+            f"{'–' if portal is None else portal:>5} portal  "
+            f"dossiers {sub:6d} submitted {done:6d} complete {rate}  "
+            f"{row.get('rps', 0):6.1f} req/s")
+
+
+def print_progress(line: str, final: bool) -> None:
+    """Rewrite one line on a terminal; print a line now and then elsewhere."""
+    if sys.stderr.isatty():
+        sys.stderr.write("\r" + line[:shutil.get_terminal_size().columns - 1] + ("\n" if final else ""))
+    else:
+        sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
+              env: dict[str, str] | None = None) -> bool:
+    """One stage in a Locust process; True if it ran to its planned end."""
+    stage_dir = run_dir / "stages" / stage.name
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py"), "--headless",
+           "--host", url, "--plan", str(plan.source), "--stage", stage.name,
+           "--time-scale", str(plan.time_scale), "--run-dir", str(run_dir),
+           "--csv", str(stage_dir / "locust"), "--csv-full-history", "--only-summary",
+           "--loglevel", "WARNING", "--logfile", str(stage_dir / "locust.log"),
+           "--exit-code-on-error", "0"]
+    budget = (stage.officers.sign_in_lead_s + stage.duration_s + stage.grace_s) / plan.time_scale
+    started = time.monotonic()
+    with (stage_dir / "locust.out").open("ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **(env or {})})
+        try:
+            next_print = 0.0
+            while proc.poll() is None:
+                time.sleep(0.5)
+                elapsed = time.monotonic() - started
+                if progress and elapsed >= next_print:
+                    rows = read_timeseries(stage_dir / "timeseries.jsonl")
+                    progress(_progress_line(stage, plan, rows[-1] if rows else None, elapsed), False)
+                    next_print = elapsed + (2 if sys.stderr.isatty() else 10)
+                if elapsed > budget + STAGE_OVERRUN_S:
+                    _stop(proc)
+                    return False
+        except KeyboardInterrupt:
+            _stop(proc)  # Locust writes its CSVs and flushes the ledger on SIGINT
+            raise
+    if progress:
+        rows = read_timeseries(stage_dir / "timeseries.jsonl")
+        progress(_progress_line(stage, plan, rows[-1] if rows else None, time.monotonic() - started), True)
+    return proc.returncode == 0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def reconcile_stage(run_dir: Path, stage: Stage, url: str, admin_token: str | None = None) -> Reconciliation:
+    rows = fetch_portal_dossiers(url, admin_token=admin_token)
+    return reconcile(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"), rows)
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    """Write atomically: a crash mid-write leaves the previous summary whole."""
+    tmp = run_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(run_dir / "summary.json")
+
+
+def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None,
+             reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
+             target_env: dict[str, str] | None = None) -> RunResult:
+    """Run the plan's stages in order (or only those named) and write the run directory."""
+    from .report import build_report
+
+    stages = [s for s in plan.stages if not only or s.name in only]
+    run_dir = new_run_dir(plan, reports_dir)
+    shutil.copyfile(plan.source, run_dir / "scenario.yaml")
+    started = time.time()
+    summary: dict[str, Any] = {
+        "scenario": plan.name, "run_id": run_dir.name, "started_at": _utc(started), "finished_at": None,
+        "time_scale": plan.time_scale, "target": target.name if target.embedded else target.url,
+        "verdict": "INCOMPLETE", "stages": [], "harness_version": __version__,
+    }
+    write_summary(run_dir, summary)
+    portal = None
+    result = RunResult(run_dir=run_dir, summary=summary)
+    complete = False
+    try:
+        if target.embedded:
+            portal = PortalProcess(run_dir, time_scale=plan.time_scale,
+                                   officers_per_unit=max(s.officers.per_unit for s in plan.stages))
+            url = portal.start()
+        else:
+            url = str(target.url)
+        for stage in stages:
+            finished = False
+            try:
+                finished = run_stage(plan, stage, run_dir, url, progress=progress, env=target_env)
+            finally:
+                rec = None
+                try:
+                    rec = reconcile_stage(run_dir, stage, url)
+                    result.stages[stage.name] = rec
+                except PortalError as exc:
+                    summary.setdefault("errors", []).append(f"{stage.name}: {exc}")
+                summary["stages"].append(stage_summary(stage, run_dir / "stages" / stage.name, rec,
+                                                       finished=finished))
+                write_summary(run_dir, summary)
+        complete = True
+    finally:
+        if portal:
+            portal.stop()
+        summary["finished_at"] = _utc(time.time())
+        summary["verdict"] = run_verdict(summary["stages"], complete=complete and
+                                         len(summary["stages"]) == len(stages))
+        write_summary(run_dir, summary)
+        build_report(run_dir)
+    return result
