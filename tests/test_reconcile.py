@@ -1,0 +1,68 @@
+"""Reconciliation finds lost, duplicated and inconsistent dossiers, and counts on-time ones."""
+
+from __future__ import annotations
+
+from rehearsal.reconcile import reconcile
+
+
+def _row(did: int, status: int, *, citizen: str = "c", ref: str | None = None, unit: int = 26506,
+         returned: str | None = None, due: str | None = None, supplements: int = 0) -> dict:
+    return {"id": did, "status": status, "citizen_id": citizen, "client_ref": ref or f"r{did}",
+            "unit_code": unit, "submitted_at": "2025-06-25T01:00:00Z", "due_at": due,
+            "returned_at": returned, "supplement_count": supplements}
+
+
+def _sub(did: int, unit: int = 26506, ref: str | None = None, t: float = 0.0) -> dict:
+    return {"t": t, "kind": "submitted", "id": did, "unit": unit, "citizen": "c", "client_ref": ref or f"r{did}"}
+
+
+def test_everything_found_and_complete() -> None:
+    events = [_sub(1), _sub(2, unit=26509), {"t": 1, "kind": "returned", "id": 1}]
+    rows = [_row(1, 10, returned="2025-06-25T01:10:00Z", due="2025-06-25T02:00:00Z"),
+            _row(2, 4, unit=26509)]
+    rec = reconcile(events, rows)
+    assert (rec.submitted, rec.complete, rec.lost, rec.duplicated, rec.inconsistent) == (2, 1, [], 0, [])
+    assert rec.completion_rate == 0.5
+    assert rec.units[26506].completion_rate == 1.0 and rec.units[26509].completion_rate == 0.0
+    assert rec.on_time_rate == 1.0
+    assert rec.units[26506].complete_seconds == [600.0]
+
+
+def test_a_dossier_the_portal_cannot_show_is_lost() -> None:
+    rec = reconcile([_sub(1), _sub(2), _sub(3)], [_row(1, 1), _row(3, 1)])
+    assert rec.lost == [2]
+    assert rec.submitted == 3
+
+
+def test_duplicates_on_either_side_are_counted() -> None:
+    # The portal holds the same (citizen, client_ref) twice, and the harness saw
+    # one client_ref come back with two different ids.
+    events = [_sub(1, ref="a"), _sub(2, ref="b"), _sub(3, ref="b")]
+    rows = [_row(1, 1, ref="a"), _row(4, 1, ref="a"), _row(2, 1, ref="b"), _row(3, 1, ref="x")]
+    assert reconcile(events, rows).duplicated == 2
+
+
+def test_portal_behind_the_ledger_is_inconsistent() -> None:
+    events = [_sub(1), {"t": 1, "kind": "returned", "id": 1}, _sub(2),
+              {"t": 1, "kind": "supplement_requested", "id": 2}]
+    rec = reconcile(events, [_row(1, 4), _row(2, 4)])  # 2: resubmitted, the citizen's event not seen: fine
+    assert rec.inconsistent == [1]
+
+
+def test_on_time_subtracts_supplement_wait_and_second_supplement_is_overdue() -> None:
+    import datetime as dt
+
+    t0 = dt.datetime(2025, 6, 25, 1, 0, tzinfo=dt.timezone.utc).timestamp()
+    events = [_sub(1), _sub(2), _sub(3),
+              {"t": t0, "kind": "supplement_requested", "id": 1},
+              {"t": t0 + 1800, "kind": "supplemented", "id": 1}]
+    rows = [
+        # 1: returned 20 min after due, but waited 30 min for the citizen: on time.
+        _row(1, 10, returned="2025-06-25T02:20:00Z", due="2025-06-25T02:00:00Z", supplements=1),
+        # 2: late with no excuse.
+        _row(2, 10, returned="2025-06-25T02:20:00Z", due="2025-06-25T02:00:00Z"),
+        # 3: early, but asked for a supplement twice.
+        _row(3, 10, returned="2025-06-25T01:20:00Z", due="2025-06-25T02:00:00Z", supplements=2),
+    ]
+    rec = reconcile(events, rows)
+    assert (rec.on_time, rec.finished) == (1, 3)
