@@ -1,0 +1,136 @@
+"""Real short runs: the reference portal on loopback, Locust in its own process.
+
+Each run is bounded (well under 60 s): a few units, a few dozen citizens,
+time compressed 120×. These prove the measurement end to end: the ledger
+equals the portal's own database, a healthy stage is GO, and a stage whose
+officers cannot keep up is NO-GO with exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rehearsal.ledger import read_events
+from rehearsal.plan import load_plan
+from rehearsal.runner import run_plan
+from rehearsal.targets import resolve_target
+
+UNITS = [26506, 26536, 25747, 26734, 27676, 26732]
+
+SCENARIO = """\
+name: tiny
+target: reference
+time_scale: 120
+seed: 3
+stages:
+  - name: tiny
+    units: {{codes: {units}}}
+    duration: 30m
+    grace: 20m
+    citizens:
+      users: {citizens}
+      spawn_rate: 50
+      think_time: [30s, 1m]
+      follow_interval: 1m
+    officers:
+      per_unit: {officers}
+      think_time: [10s, 30s]
+      poll_interval: 30s
+      supplement_share: 0.2
+      sign_in_lead: 1m
+    gates:
+      - completion_rate >= 0.9
+      - lost_dossiers == 0
+      - duplicated_dossiers == 0
+"""
+
+CONTRACT_STAGE_KEYS = {"name", "verdict", "units", "sessions", "dossiers", "completion_rate", "on_time_rate",
+                       "units_below_target", "requests", "error_rate", "gates"}
+
+
+def _scenario(tmp_path: Path, *, officers: int = 2, citizens: int = 30) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(SCENARIO.format(units=UNITS, officers=officers, citizens=citizens), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def healthy_run(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("run")
+    plan = load_plan(_scenario(tmp))
+    return run_plan(plan, resolve_target("reference"), reports_dir=tmp / "reports", progress=None)
+
+
+def test_summary_follows_the_contract(healthy_run) -> None:
+    summary = json.loads((healthy_run.run_dir / "summary.json").read_text())
+    assert {"scenario", "run_id", "started_at", "finished_at", "time_scale", "target", "verdict",
+            "stages"} <= set(summary)
+    assert summary["time_scale"] == 120 and summary["scenario"] == "tiny"
+    stage = summary["stages"][0]
+    assert CONTRACT_STAGE_KEYS <= set(stage)
+    assert stage["units"] == len(UNITS)
+    assert set(stage["dossiers"]) >= {"submitted", "complete", "lost", "duplicated"}
+    assert set(stage["sessions"]) == {"peak_harness", "peak_portal"}
+    for name, r in stage["requests"].items():
+        assert set(r) >= {"count", "failures", "p50_ms", "p95_ms", "p99_ms"}, name
+    assert all(set(g) == {"name", "expr", "observed", "passed"} for g in stage["gates"])
+    assert (healthy_run.run_dir / "index.html").exists()
+    assert (healthy_run.run_dir / "stages" / "tiny" / "locust_stats_history.csv").exists()
+
+
+def test_healthy_stage_is_go_and_accounts_for_every_dossier(healthy_run) -> None:
+    summary = healthy_run.summary
+    stage = summary["stages"][0]
+    assert summary["verdict"] == "GO", stage["gates"]
+    assert stage["dossiers"]["submitted"] >= 20
+    assert stage["dossiers"]["lost"] == 0 and stage["dossiers"]["duplicated"] == 0
+    # Sessions: every officer and citizen was signed in at the peak, counted on both sides.
+    assert stage["sessions"]["peak_harness"] >= 30
+    assert stage["sessions"]["peak_portal"] >= 30
+
+
+def test_ledger_equals_the_portals_database(healthy_run) -> None:
+    events = list(read_events(healthy_run.run_dir / "ledger" / "tiny.jsonl"))
+    ledger_ids = {e["id"] for e in events if e["kind"] == "submitted"}
+    db = sqlite3.connect(healthy_run.run_dir / "portal.sqlite")
+    portal = dict(db.execute("SELECT id, status FROM dossiers").fetchall())
+    assert ledger_ids == set(portal)
+    complete = sum(1 for i in ledger_ids if portal[i] in (3, 10))
+    assert complete == healthy_run.summary["stages"][0]["dossiers"]["complete"]
+    # Each returned event in the ledger is a returned dossier in the database.
+    returned = {e["id"] for e in events if e["kind"] == "returned"}
+    assert returned and all(portal[i] == 10 for i in returned)
+    kinds = {e["kind"] for e in events}
+    assert {"submitted", "received", "processing", "decided", "returned"} <= kinds
+
+
+def test_officers_who_cannot_keep_up_give_no_go_and_exit_1(tmp_path: Path) -> None:
+    scenario = _scenario(tmp_path, officers=0, citizens=12)
+    proc = subprocess.run([sys.executable, "-m", "rehearsal.cli", "run", str(scenario),
+                           "--reports-dir", str(tmp_path / "reports")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "verdict: NO-GO" in proc.stdout
+    assert "gate failed: completion_rate >= 0.9" in proc.stdout
+    run_dir = next((tmp_path / "reports").iterdir())
+    stage = json.loads((run_dir / "summary.json").read_text())["stages"][0]
+    assert stage["completion_rate"] < 0.5
+    assert sorted(stage["units_below_target"]) == sorted(UNITS) or stage["dossiers"]["submitted"] == 0
+
+
+def test_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nstages:\n  - name: x\n    duration: 1h\n    citizens: {users: 10, spawn_rate: 1,"
+                   " think_time: 1m}\n    units: {codes: [99999]}\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "rehearsal.cli", "run", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.yaml" in lines[0] and "99999" in lines[0], proc.stderr
