@@ -54,7 +54,7 @@ class OfficerUser(PortalUser):
         if self.token is None:
             self.sign_in()
         status, body = self.call("GET", "/api/officer/queue", name="/api/officer/queue",
-                                 params={"status": self.statuses, "limit": 20})
+                                 params={"status": self.statuses, "limit": 20, "actionable": 1})
         if status == 401:
             self.token = None
             return

@@ -169,8 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _register_portal(sub: argparse._SubParsersAction) -> None:
+    from .portal.cli import register
+
+    register(sub)
+
+
 #: Other modules add their sub-commands here (keeps this file a thin table).
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_portal]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

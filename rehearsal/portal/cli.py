@@ -1,0 +1,59 @@
+"""`rehearse portal` and `python -m rehearsal.portal`: serve the reference portal."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import TargetError
+from ..targets import is_loopback
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    p.add_argument("--db", default="reports/portal.sqlite", help="SQLite database file")
+    p.add_argument("--time-scale", type=float, default=1.0, help="divide due times and agency delays by this")
+    p.add_argument("--officers-per-unit", type=int, default=2)
+    p.add_argument("--agency-delay", type=float, default=600.0,
+                   help="simulated seconds the second agency keeps a dossier")
+    p.add_argument("--face", choices=("national", "legacy"), default="national")
+    p.add_argument("--port-file", default=None, help="write the bound port here once listening")
+    p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+
+
+def run(args: argparse.Namespace) -> int:
+    # gevent patches the standard library before the server opens sockets.
+    from gevent import monkey
+
+    monkey.patch_all()
+    from .server import serve
+    from .settings import PortalSettings
+
+    if not is_loopback(args.host) and not args.allow_remote:
+        raise TargetError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")
+    if args.time_scale <= 0 or args.officers_per_unit < 0:
+        raise TargetError("--time-scale must be > 0 and --officers-per-unit ≥ 0")
+    settings = PortalSettings(db_path=Path(args.db), time_scale=args.time_scale,
+                              officers_per_unit=args.officers_per_unit, agency_delay_s=args.agency_delay,
+                              face=args.face)
+
+    def ready(port: int) -> None:
+        print(f"reference portal ({args.face}) on http://{args.host}:{port}  db {args.db}", flush=True)
+
+    serve(settings, args.host, args.port, ready=ready, port_file=Path(args.port_file) if args.port_file else None)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("portal", help="serve the reference portal",
+                       description="Serve the reference portal (Flask on gevent, SQLite WAL) on loopback.")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main() -> int:
+    from ..cli import main as cli_main
+
+    return cli_main(["portal", *sys.argv[1:]])

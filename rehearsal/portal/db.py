@@ -1,0 +1,104 @@
+"""The portal's SQLite database: schema, set-up, one connection per request.
+
+WAL mode, so readers (statistics, reconciliation) never block the writer,
+and every write is its own short transaction committed before the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from pathlib import Path
+
+from flask import current_app, g
+
+from ..wards import load_units
+from .settings import PortalSettings
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS units (
+    code INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, former_province TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS officers (
+    id INTEGER PRIMARY KEY, username TEXT NOT NULL UNIQUE, unit_code INTEGER NOT NULL REFERENCES units(code),
+    number INTEGER NOT NULL, salt BLOB NOT NULL, password_hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS citizens (
+    id INTEGER PRIMARY KEY, id_number TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    token TEXT PRIMARY KEY, role TEXT NOT NULL, citizen_id INTEGER, officer_id INTEGER, unit_code INTEGER,
+    username TEXT, created_at REAL NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dossiers (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT NOT NULL UNIQUE,
+    citizen_id INTEGER NOT NULL REFERENCES citizens(id), client_ref TEXT,
+    unit_code INTEGER NOT NULL REFERENCES units(code), procedure_code TEXT NOT NULL,
+    lien_thong INTEGER NOT NULL, fee_vnd INTEGER NOT NULL, paid INTEGER NOT NULL DEFAULT 0,
+    status INTEGER NOT NULL, agency_state TEXT, agency_due REAL, agency_done INTEGER NOT NULL DEFAULT 0,
+    decision TEXT, reason TEXT, supplement_reason TEXT, supplement_count INTEGER NOT NULL DEFAULT 0,
+    form TEXT NOT NULL, submitted_at TEXT NOT NULL, received_at TEXT, due_at TEXT, decided_at TEXT,
+    returned_at TEXT, updated_at TEXT NOT NULL,
+    UNIQUE (citizen_id, client_ref));
+CREATE INDEX IF NOT EXISTS dossiers_queue ON dossiers (unit_code, status, id);
+CREATE INDEX IF NOT EXISTS dossiers_citizen ON dossiers (citizen_id, id);
+CREATE TABLE IF NOT EXISTS attachments (
+    id INTEGER PRIMARY KEY, dossier_id INTEGER NOT NULL REFERENCES dossiers(id), name TEXT NOT NULL,
+    filename TEXT, size INTEGER NOT NULL, sha256 TEXT NOT NULL, content BLOB);
+CREATE INDEX IF NOT EXISTS attachments_dossier ON attachments (dossier_id);
+CREATE TABLE IF NOT EXISTS payments (
+    id TEXT PRIMARY KEY, dossier_id INTEGER NOT NULL REFERENCES dossiers(id), amount INTEGER NOT NULL,
+    status TEXT NOT NULL, created_at TEXT NOT NULL, paid_at TEXT);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY, dossier_id INTEGER NOT NULL REFERENCES dossiers(id), at TEXT NOT NULL,
+    status INTEGER NOT NULL, actor TEXT NOT NULL, note TEXT);
+CREATE INDEX IF NOT EXISTS history_dossier ON history (dossier_id);
+"""
+
+
+def connect(settings: PortalSettings) -> sqlite3.Connection:
+    conn = sqlite3.connect(settings.db_path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def hash_password(password: str, salt: bytes) -> bytes:
+    # Cheap on purpose: 336 accounts are hashed at every start of a reference portal.
+    return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 2000)
+
+
+def init_db(settings: PortalSettings) -> None:
+    """Create the schema and seed the units and officer accounts (idempotent)."""
+    Path(settings.db_path).parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(settings)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is in WAL mode
+        conn.executescript(SCHEMA)
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?)",
+                         [(u.code, u.name, u.type.value, u.former_province.value) for u in load_units()])
+        have = {r[0] for r in conn.execute("SELECT username FROM officers")}
+        rows = []
+        for u in load_units():
+            for n in range(1, settings.officers_per_unit + 1):
+                username = f"cb{u.code}-{n}"
+                if username not in have:
+                    salt = os.urandom(8)
+                    rows.append((username, u.code, n, salt, hash_password(settings.officer_password, salt)))
+        conn.executemany("INSERT INTO officers (username, unit_code, number, salt, password_hash) "
+                         "VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def get_db() -> sqlite3.Connection:
+    """This request's connection (opened on first use, closed at teardown)."""
+    if "db" not in g:
+        g.db = connect(current_app.config["PORTAL"])
+    return g.db
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()

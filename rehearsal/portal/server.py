@@ -1,0 +1,61 @@
+"""Serving the portal: gevent's WSGI server, TCP_NODELAY on every connection.
+
+Without TCP_NODELAY a small answer written in two pieces (headers, body) can
+wait ~40 ms for the client's delayed ACK (Nagle's algorithm); a load test
+would then measure the kernel, not the portal.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from gevent.pywsgi import WSGIServer
+
+from .app import create_app
+from .settings import PortalSettings
+
+log = logging.getLogger("rehearsal.portal")
+
+
+class NoDelayWSGIServer(WSGIServer):
+    """A WSGIServer that turns Nagle's algorithm off on each accepted socket."""
+
+    def handle(self, sock: socket.socket, address: Any) -> None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # not TCP (a unix socket in a test): nothing to turn off
+        super().handle(sock, address)
+
+
+def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0) -> NoDelayWSGIServer:
+    """A bound, not yet started server for the portal (port 0: an ephemeral port)."""
+    server = NoDelayWSGIServer((host, port), create_app(settings), log=None, error_log=log)
+    server.init_socket()
+    return server
+
+
+def serve(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0,
+          ready: Callable[[int], None] | None = None, port_file: Path | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; tell `ready` (and `port_file`) the bound port."""
+    import gevent
+
+    server = make_server(settings, host, port)
+    bound = server.server_port
+    server.start()
+    if port_file is not None:
+        tmp = Path(port_file).with_suffix(".tmp")
+        tmp.write_text(str(bound))
+        tmp.replace(port_file)  # atomically: a reader never sees a half-written port
+    if ready is not None:
+        ready(bound)
+    stopping = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stopping.set)
+    gevent.signal_handler(signal.SIGINT, stopping.set)
+    stopping.wait()
+    server.stop(timeout=5)  # stop accepting, let requests in flight finish
