@@ -21,7 +21,7 @@ from rehearsal.plan import load_plan
 from rehearsal.runner import run_plan
 from rehearsal.targets import resolve_target
 
-UNITS = [26506, 26536, 25747, 26734, 27676, 26732]
+UNITS = [26506, 26536, 25747, 26737, 27676, 26732]
 
 SCENARIO = """\
 name: tiny
