@@ -1,0 +1,120 @@
+"""Shared fixtures: a real reference portal on an ephemeral loopback port.
+
+The portal runs in its own process (it is a gevent program; the tests are
+not), on a real SQLite file under the test's tmp directory, and the fixture
+polls ``/api/health`` until it answers rather than sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from urllib3 import encode_multipart_formdata
+
+
+@dataclass
+class PortalClient:
+    """A tiny JSON client for one running portal."""
+
+    base_url: str
+    db_path: Path
+    proc: subprocess.Popen[bytes]
+    port_file: Path
+    args: list[str] = field(default_factory=list)
+
+    def call(self, method: str, path: str, body: Any = None, *, token: str | None = None,
+             files: list[tuple[str, Any]] | None = None, headers: dict[str, str] | None = None,
+             timeout: float = 10.0) -> tuple[int, Any]:
+        hdrs = dict(headers or {})
+        data = None
+        if files is not None:
+            data, hdrs["Content-Type"] = encode_multipart_formdata(files)
+        elif body is not None:
+            data, hdrs["Content-Type"] = json.dumps(body).encode(), "application/json"
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw, status = r.read(), r.status
+        except urllib.error.HTTPError as e:
+            raw, status = e.read(), e.code
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode("utf-8", "replace")
+
+    def citizen(self, id_number: str = "079123456789") -> str:
+        _, otp = self.call("POST", "/api/auth/vneid/otp", {"id_number": id_number})
+        status, body = self.call("POST", "/api/auth/vneid/verify",
+                                 {"otp_request_id": otp["otp_request_id"], "otp": otp["otp"]})
+        assert status == 200, body
+        return body["token"]
+
+    def officer(self, unit: int, number: int = 1) -> str:
+        status, body = self.call("POST", "/api/auth/officer", {"username": f"cb{unit}-{number}",
+                                                               "password": "rehearsal"})
+        assert status == 200, body
+        return body["token"]
+
+
+def start_portal(tmp: Path, *extra: str, db: Path | None = None, timeout: float = 30.0) -> PortalClient:
+    """Start `python -m rehearsal.portal` on port 0 and wait until it answers."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    port_file = tmp / f"portal-{time.monotonic_ns()}.port"
+    db = db or tmp / "portal.sqlite"
+    args = [sys.executable, "-m", "rehearsal.portal", "--port", "0", "--port-file", str(port_file),
+            "--db", str(db), *extra]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(tmp / "portal.err", "ab"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (tmp / "portal.err").read_text()
+        if port_file.exists():
+            url = f"http://127.0.0.1:{int(port_file.read_text())}"
+            try:
+                with urllib.request.urlopen(url + "/api/health", timeout=1):
+                    return PortalClient(url, db, proc, port_file, args)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("portal did not start")
+
+
+def stop_portal(portal: PortalClient, sig: int = signal.SIGTERM) -> None:
+    if portal.proc.poll() is None:
+        os.kill(portal.proc.pid, sig)
+        portal.proc.wait(15)
+
+
+@pytest.fixture
+def portal(tmp_path: Path):
+    """A fresh reference portal; time compressed 3600× so the second agency answers in 0.17 s."""
+    p = start_portal(tmp_path, "--time-scale", "3600")
+    yield p
+    stop_portal(p)
+
+
+@pytest.fixture
+def multipart():
+    """Build the multipart fields of a dossier submission."""
+    def build(procedure: str, unit: int, form: dict[str, Any], files: dict[str, bytes],
+              client_ref: str | None = None) -> list[tuple[str, Any]]:
+        fields: list[tuple[str, Any]] = [("procedure_code", procedure), ("unit_code", str(unit)),
+                                         ("form", json.dumps(form, ensure_ascii=False))]
+        if client_ref:
+            fields.append(("client_ref", client_ref))
+        fields += [(name, (f"{name}.pdf", content, "application/pdf")) for name, content in files.items()]
+        return fields
+    return build
