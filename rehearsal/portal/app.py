@@ -220,16 +220,25 @@ def create_app(settings: PortalSettings) -> Flask:
     summaries = [p.summary() for p in catalogue.procedures]
     app.teardown_appcontext(close_db)
 
-    @app.before_request
-    def _start_timer() -> None:
-        g.t0 = time.perf_counter()
-
     @app.after_request
-    def _stop_timer(response: Response) -> Response:
+    def _name_endpoint(response: Response) -> Response:
+        # Named by route, not path, so dossier ids do not explode the table.
         rule = request.url_rule.rule if request.url_rule else "<unmatched>"
-        _live().record(f"{request.method} {rule}", time.perf_counter() - g.get("t0", time.perf_counter()),
-                       response.status_code >= 500)
+        request.environ["rehearsal.endpoint"] = (f"{request.method} {rule}", response.status_code >= 500)
         return response
+
+    flask_app = app.wsgi_app
+    live = app.config["LIVE"]
+
+    def timed_wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+        """Server-side timing of the whole WSGI call: routing, handler, database, response body."""
+        t0 = time.perf_counter()
+        body = flask_app(environ, start_response)
+        endpoint, error = environ.get("rehearsal.endpoint", ("<unmatched>", False))
+        live.record(endpoint, time.perf_counter() - t0, error)
+        return body
+
+    app.wsgi_app = timed_wsgi_app  # type: ignore[method-assign]
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
