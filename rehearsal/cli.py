@@ -57,13 +57,15 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
     for name in args.stage:
         plan.stage(name)  # unknown names fail before any load is sent
     target = resolve_target(args.target or plan.target, url=args.target_url, confirmed=args.confirm_target)
+    from .report import percent
+
     result = run_plan(plan, target, only=args.stage or None,
                       reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR)
     summary = result.summary
     for stage in summary["stages"]:
         d, s = stage["dossiers"], stage["sessions"]
         print(f"{stage['name']}: {stage['verdict']}  units {stage['units']}  "
-              f"completion {stage['completion_rate']:.1%}  sessions {s['peak_harness']} harness / "
+              f"completion {percent(stage['completion_rate'])}  sessions {s['peak_harness']} harness / "
               f"{s['peak_portal']} portal  dossiers {d['submitted']} submitted, {d['complete']} complete, "
               f"{d['lost']} lost, {d['duplicated']} duplicated")
         for gate in stage["gates"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,14 @@ th:first-child,td:first-child{text-align:left}
 """
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.1%}"
+def percent(x: float | None) -> str:
+    """A rate as a percentage, rounded *down* to 0.1 %: 4,785 of 4,786 is 99.9 %, never 100.0 %."""
+    if x is None:
+        return "–"
+    return f"{math.floor(x * 1000 + 1e-9) / 10:.1f}%"
+
+
+_pct = percent
 
 
 def _ms(x: float | None) -> str:
