@@ -42,7 +42,7 @@ def test_report_shows_the_summarys_numbers(tmp_path: Path) -> None:
     for text in ("99.9%", "1,479 · 1,483", "4,786 · 4,785", "Đặc khu Côn Đảo", "96.5%", "380 ms",
                  "completion_rate &gt;= 0.96", "Tỷ lệ hồ sơ hoàn thành"):
         assert text in html, text
-    assert "INCOMPLETE" not in html
+    assert "chưa hoàn tất" not in html
 
 
 def test_a_crashed_run_is_marked_incomplete(tmp_path: Path) -> None:
