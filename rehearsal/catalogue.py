@@ -114,7 +114,36 @@ class Catalogue:
         return [p for p in self.procedures if q in p.name.casefold() or q in p.code.casefold()]
 
 
+FIELD_TYPES = ("text", "date", "number", "id_number", "phone", "choice")
+
+
+def _check(raw: dict, path: Path) -> None:
+    """Refuse a procedure the portal or the users could not work with."""
+    code = raw.get("code", "?")
+
+    def bad(field: str, why: str) -> ConfigError:
+        return ConfigError(f"{path}: procedure {code}: {field}: {why}")
+
+    for key in ("code", "name", "group", "weight"):
+        if key not in raw:
+            raise bad(key, "missing (required)")
+    if not isinstance(raw["weight"], (int, float)) or isinstance(raw["weight"], bool) or raw["weight"] <= 0:
+        raise bad("weight", f"expected a number greater than 0; found {raw['weight']!r}")
+    if not isinstance(raw.get("fee_vnd", 0), int) or raw.get("fee_vnd", 0) < 0:
+        raise bad("fee_vnd", f"expected a whole number of VND ≥ 0; found {raw.get('fee_vnd')!r}")
+    due = raw.get("due_days", 1)
+    if not isinstance(due, (int, float)) or isinstance(due, bool) or due <= 0:
+        raise bad("due_days", f"expected a number of working days greater than 0; found {due!r}")
+    for i, f in enumerate(raw.get("fields", ())):
+        kind = f.get("type", "text")
+        if kind not in FIELD_TYPES:
+            raise bad(f"fields[{i}].type", f"unknown field type {kind!r} (expected one of: {', '.join(FIELD_TYPES)})")
+        if kind == "choice" and not f.get("choices"):
+            raise bad(f"fields[{i}].choices", "a choice field needs its list of choices")
+
+
 def _procedure(raw: dict, path: Path) -> Procedure:
+    _check(raw, path)
     try:
         return Procedure(
             code=str(raw["code"]), name=raw["name"], name_en=raw.get("name_en", raw["name"]),
@@ -171,6 +200,11 @@ def load_catalogue(path: Path = DEFAULT_PATH) -> Catalogue:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the procedure catalogue: {exc}") from None
     real = [_procedure(raw, Path(path)) for raw in doc["procedures"]]
+    seen: set[str] = set()
+    for proc in real:
+        if proc.code in seen:
+            raise ConfigError(f"{path}: procedure {proc.code}: code: used twice (expected unique codes)")
+        seen.add(proc.code)
     total = int(doc.get("total", 1875))
     if len(real) > total:
         raise ConfigError(f"{path}: {len(real)} procedures listed but total is {total}")
