@@ -91,21 +91,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run(str(SCENARIOS_DIR / "demo.yaml"), args)
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    """Check a scenario without sending any load; print what it would run."""
-    from .plan import load_plan
-
-    plan = load_plan(args.scenario, time_scale=args.time_scale)
-    print(f"{plan.source.name}: {plan.name} — {len(plan.stages)} stage(s), time scale ×{plan.time_scale:g}, "
-          f"target {plan.target}")
-    for s in plan.stages:
-        wall = (s.officers.sign_in_lead_s + s.duration_s + s.grace_s) / plan.time_scale
-        print(f"  {s.name}: {len(s.units)} units, {s.officers.per_unit} officers/unit, "
-              f"{s.citizens.users} citizens, filing {s.duration_s / 60:g} min + grace {s.grace_s / 60:g} min "
-              f"simulated = {wall:.0f} s wall, {len(s.gates)} gate(s)")
-    return EXIT_GO
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild a run's index.html from its summary.json."""
     from .report import build_report
@@ -155,12 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("validate", help="check a scenario file without sending load",
-                       description="Validate a scenario: exit 0 and a summary, or one error line and exit 2.")
-    p.add_argument("scenario")
-    p.add_argument("--time-scale", type=float, default=None, metavar="N")
-    p.set_defaults(func=cmd_validate)
-
     p = sub.add_parser("report", help="rebuild a run's report from its summary.json",
                        description="Rebuild reports/<run>/index.html, also for a run that crashed.")
     p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-demo")
@@ -179,6 +158,15 @@ def _register_portal(sub: argparse._SubParsersAction) -> None:
 
 #: Other modules add their sub-commands here (keeps this file a thin table).
 _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_portal]
+
+
+def _register_validate(sub: argparse._SubParsersAction) -> None:
+    from .plan import register
+
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_validate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

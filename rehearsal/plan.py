@@ -1,91 +1,160 @@
-"""The rehearsal plan: a scenario YAML, validated once, as frozen dataclasses.
+"""The rehearsal plan: a scenario YAML, validated once at the edge, as frozen dataclasses.
 
-`load_plan(path)` reads a scenario file and returns a `Plan`, or raises a
-`PlanError` that names the file, the line, the field and what was expected::
+`load_plan(path)` reads a scenario and returns a `Plan`, or raises one `PlanError`
+that names the file, the line, the field and what was expected::
 
-    scenarios/demo.yaml:14: stages[0].units.codes[2]: unknown unit code 99999
-    (expected one of the 168 codes of province 79; see 'rehearse wards')
+    scenarios/demo.yaml:14: stages[0].units.codes[2]: unknown unit code 99999 (expected one
+    of the 168 codes of province 79; see 'rehearse wards')
 
-The YAML is composed into nodes first, so every value keeps its line; the
-schema below is then walked by hand (small, explicit, no magic). The full
-schema with comments is in ``docs/scenarios.md``. Durations are strings like
-``90s``, ``30m``, ``2h``, ``1h30m`` or plain numbers of seconds, and are
-*simulated* time: the runner divides them by the time scale.
+The YAML is composed into nodes rather than loaded, so every value keeps its
+line, and the schema is walked by hand: small, explicit, one message per
+mistake. Field paths count list items from 0. The schema (``docs/scenarios.md``
+explains every field)::
+
+    name: demo                  # required; lowercase slug of a-z, 0-9 and '-'
+    description: "..."          # optional text
+    target: reference           # optional, default reference (a name in config/targets.yaml)
+    time_scale: 60              # optional number > 0, default 1 (real time); --time-scale overrides
+    seed: 1                     # optional whole number, default 1
+    stages:                     # required, at least one; stage names unique
+      - name: full              # required slug
+        description: "..."      # optional text
+        units:                  # optional; default all 168 units
+          former_province: [hcmc, binh-duong, ba-ria-vung-tau]   # filters combine (AND)
+          type: [phuong, xa, dac-khu]
+          codes: [26506, 26509] # added to what the filters chose; only these if no filter
+          exclude: [26732]      # removed last
+          sample: 20            # a seeded random subset of the selection
+        duration: 2h            # required > 0: the simulated filing window
+        grace: 30m              # optional >= 0, default 0: no filing, officers work on
+        citizens:               # required
+          users: 1200           # whole number 0..100000
+          spawn_rate: 50        # > 0, users started per WALL-CLOCK second
+          think_time: [30s, 90s]  # [low, high] (low <= high) or one duration
+          other_unit_share: 0.1   # 0..1 or 0%..100%, default 0.1
+          attachment_kb: [2, 16]  # [low, high] KiB, 0..64, default [2, 16]
+          follow_interval: 10m    # > 0, default 10m
+        officers:               # optional; the values shown are the defaults
+          per_unit: 2           # whole number 0..20
+          think_time: [20s, 60s]
+          poll_interval: 1m     # > 0
+          supplement_share: 0.05
+          refuse_share: 0.02
+          sign_in_lead: 0s      # >= 0: officers start this long before citizens
+        gates:                  # optional: "metric op number", or {name: ..., expr: ...}
+          - completion_rate >= 96%
+          - {name: no lost dossiers, expr: lost_dossiers == 0}
+
+Durations are ``90s``, ``30m``, ``2h``, ``1h30m``, ``1.5h`` or plain seconds, and
+are *simulated* time: the runner divides them by the time scale (``spawn_rate``
+alone is wall-clock). Numbers are plain decimals; ``96%`` means 0.96 where a
+share or a rate is expected. ``1_000`` and ``1,000`` are refused (YAML would read
+the first as 1000 and the second as text), and so are ``yes``/``no`` where a
+number is expected. YAML anchors and ``<<: *merge`` keys work as usual.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .errors import PlanError
-from .wards import FormerProvince, UnitType, load_units, units_by_code
+from .wards import PROVINCE_CODE, FormerProvince, UnitType, load_units, units_by_code
 
-#: Metrics a gate can test, with what they mean (shared by the evaluator and docs).
+if TYPE_CHECKING:
+    import argparse
+
+#: Metrics a gate can test, with what they mean (shared by the gate evaluator and the docs).
 GATE_METRICS: dict[str, str] = {
-    "completion_rate": "complete ÷ submitted dossiers of the stage, counted at the end of the grace (0..1)",
-    "on_time_rate": "finished by the due time ÷ finished (Decision 766 indicator 2.1, 0..1)",
+    "completion_rate": "complete / submitted dossiers of the stage, counted at the end of the grace (0..1)",
+    "on_time_rate": "finished by the due time / finished (Decision 766 indicator 2.1, 0..1)",
     "sessions_peak_harness": "most sessions active at once, counted by the harness",
     "sessions_peak_portal": "most sessions active at once, counted by the portal",
-    "requests": "requests sent",
-    "failures": "requests failed",
-    "error_rate": "failures ÷ requests (0..1)",
+    "requests": "requests sent in the stage",
+    "failures": "requests that failed",
+    "error_rate": "failures / requests (0..1)",
     "p50_ms": "median response time of all requests, ms",
-    "p95_ms": "95th percentile response time, ms",
-    "p99_ms": "99th percentile response time, ms",
+    "p95_ms": "95th percentile response time of all requests, ms",
+    "p99_ms": "99th percentile response time of all requests, ms",
     "max_ms": "slowest response, ms",
-    "lost_dossiers": "dossiers the harness got an ID for that the portal cannot show",
-    "duplicated_dossiers": "submissions that became more than one dossier",
+    "lost_dossiers": "dossiers the harness got an ID for that the portal cannot show (must be 0)",
+    "duplicated_dossiers": "submissions that became more than one dossier on the portal",
     "submitted_dossiers": "dossiers filed in the stage",
-    "complete_dossiers": "dossiers of the stage complete at the end of the grace",
+    "complete_dossiers": "dossiers of the stage complete (result returned) at the end of the grace",
 }
-GATE_OPS = ("<=", ">=", "==", "!=", "<", ">")
+#: Metrics that are rates from 0 to 1: a gate on them may be written as a percentage.
+RATE_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "error_rate"})
+#: Comparison operators of a gate, longest first (the order the parser tries them).
+GATE_OPS: tuple[str, ...] = ("<=", ">=", "==", "!=", "<", ">")
 
 MAX_OFFICERS_PER_UNIT = 20
 MAX_CITIZENS = 100_000
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
-_GATE = re.compile(r"^\s*([a-z_0-9]+)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)(%?)\s*$")
+#: The citizens' attachments are cut from one 64 KiB buffer (locustfiles/citizens.py).
+MAX_ATTACHMENT_KB = 64
+
+_TAG = "tag:yaml.org,2002:"
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+_SEPARATED = re.compile(r"[+-]?\d[\d_,]*(?:\.\d+)?\s*%?")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
+_DURATION_EXAMPLES = "like 90s, 30m, 2h, 1h30m, 1.5h or a number of seconds"
+_GATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(.*)")
+_GATE_SLIP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(=>|=<|<>|=(?!=))\s*(.*)")
+_GATE_SLIP_FIX = {"=": "==", "=>": ">=", "=<": "<=", "<>": "!="}
+_GATE_SHAPE = f"'metric op number' like 'completion_rate >= 0.96' (op one of {' '.join(GATE_OPS)})"
 
 
 @dataclass(frozen=True)
 class ThinkTime:
-    """A think time drawn uniformly between two simulated durations."""
+    """A pause drawn uniformly between two simulated durations."""
 
     low_s: float
+    """Shortest pause, simulated seconds."""
     high_s: float
+    """Longest pause, simulated seconds (>= low_s)."""
 
 
 @dataclass(frozen=True)
 class UnitSelection:
-    """How a stage chose its units (as written in the file)."""
+    """How a stage chose its units, as written in the file (for the report)."""
 
     former_provinces: tuple[str, ...] = ()
+    """`FormerProvince` values; empty means no filter."""
     types: tuple[str, ...] = ()
+    """`UnitType` values; empty means no filter."""
     codes: tuple[int, ...] = ()
+    """Units added by code to what the filters chose (exactly these if there is no filter)."""
     exclude: tuple[int, ...] = ()
+    """Units removed after the filters and codes."""
     sample: int | None = None
+    """A seeded random subset of this size; None takes the whole selection."""
 
 
 @dataclass(frozen=True)
 class CitizenLoad:
-    """The citizens of a stage (a closed model: a fixed crowd of users)."""
+    """The citizens of a stage: a fixed crowd of users with think times (a closed model)."""
 
     users: int
+    """How many citizen users run at once (0..100000)."""
     spawn_rate: float
-    """Users started per wall-clock second."""
+    """Users started per wall-clock second (not scaled)."""
     think_time: ThinkTime
+    """Pause between a citizen's steps."""
     other_unit_share: float = 0.1
-    """Share of dossiers filed at another unit than the citizen's own."""
+    """Share of dossiers filed at another unit than the citizen's own (one-stop rules)."""
     attachment_kb: tuple[int, int] = (2, 16)
+    """Size range of each attachment, KiB."""
     follow_interval_s: float = 600.0
-    """Simulated seconds between a citizen's checks of their dossier."""
+    """Simulated seconds between a citizen's checks of their dossier's status."""
 
 
 @dataclass(frozen=True)
@@ -93,40 +162,48 @@ class OfficerLoad:
     """The officers of a stage: ``per_unit`` accounts at each unit."""
 
     per_unit: int = 2
-    think_time: ThinkTime = ThinkTime(30.0, 90.0)
-    """One step on one dossier."""
+    """Officer accounts per unit (0..20); the 2025 trials had 2."""
+    think_time: ThinkTime = ThinkTime(20.0, 60.0)
+    """Time one step on one dossier takes."""
     poll_interval_s: float = 60.0
-    """How long an officer waits before looking at an empty queue again."""
+    """Simulated seconds an officer waits before looking at an empty queue again."""
     supplement_share: float = 0.05
+    """Share of dossiers sent back once for a supplement."""
     refuse_share: float = 0.02
+    """Share of dossiers refused at intake."""
     sign_in_lead_s: float = 0.0
-    """Officers sign in this long before citizens arrive."""
+    """Officers start this many simulated seconds before the citizens."""
 
 
 @dataclass(frozen=True)
 class Gate:
-    """A threshold: ``metric op threshold``."""
+    """A threshold a stage must meet: ``metric op threshold``."""
 
     expr: str
+    """As written, e.g. ``completion_rate >= 96%``."""
     metric: str
+    """A key of `GATE_METRICS`."""
     op: str
+    """One of `GATE_OPS`."""
     threshold: float
+    """The number, percentages already divided by 100."""
     name: str
+    """The name given in the file, else `expr`."""
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One trial run of the plan."""
+    """One trial run of the plan (e.g. the 22/6 pilot or the 25/6 full trial)."""
 
     name: str
     description: str
     units: tuple[int, ...]
-    """Official codes of the units taking part, sorted."""
+    """Official codes of the units taking part, sorted, never empty."""
     unit_selection: UnitSelection
     duration_s: float
-    """Simulated filing window."""
+    """Simulated filing window (> 0)."""
     grace_s: float
-    """Simulated time after the window: nobody files, officers keep working; completion is counted at its end."""
+    """Simulated time after the window: no new filing, officers keep working; completion is counted at its end."""
     citizens: CitizenLoad
     officers: OfficerLoad
     gates: tuple[Gate, ...]
@@ -134,55 +211,130 @@ class Stage:
 
 @dataclass(frozen=True)
 class Plan:
-    """A whole scenario."""
+    """A whole scenario: its stages run in order."""
 
     name: str
     description: str
     target: str
+    """A target name from config/targets.yaml (checked when the plan is run, not here)."""
     time_scale: float
+    """Simulated seconds per wall-clock second; the --time-scale override if one was given."""
     seed: int
     stages: tuple[Stage, ...]
     source: Path
+    """The scenario file, absolute (safe to hand to another process)."""
+    file: str = ""
+    """The scenario file as the user named it (relative if they gave it relative), for messages."""
 
     def stage(self, name: str) -> Stage:
+        """The stage called `name`; `PlanError` listing the stage names if there is none."""
         for stage in self.stages:
             if stage.name == name:
                 return stage
         raise PlanError(f"unknown stage {name!r} (expected one of: {', '.join(s.name for s in self.stages)})",
-                        file=str(self.source))
+                        file=self.file or str(self.source))
 
     def wall_s(self, simulated_s: float) -> float:
+        """Wall-clock seconds that `simulated_s` take at this plan's time scale."""
         return simulated_s / self.time_scale
 
 
-# -- reading -------------------------------------------------------------------
+# -- values --------------------------------------------------------------------
+
+def parse_duration(value: object, *, where: str = "duration") -> float:
+    """Seconds from ``90s``, ``30m``, ``2h``, ``1h30m``, ``1.5h`` or a plain number of seconds.
+
+    Raises `PlanError` (field `where`, no file) for anything else or a negative duration.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise PlanError(f"expected a duration {_DURATION_EXAMPLES}; found {value!r}", field=where)
+    if isinstance(value, str):
+        text = value.strip()
+        body = text[1:].lstrip() if text.startswith("-") else text
+        if _DECIMAL.fullmatch(body):
+            seconds = float(body)
+        else:
+            match = _DURATION.fullmatch(body)
+            if not body or not match or not any(match.groups()):
+                hint = " (write 1h30m or 1m30s, not 1:30)" if ":" in body else ""
+                raise PlanError(f"expected a duration {_DURATION_EXAMPLES}; found {value!r}{hint}", field=where)
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            seconds = h * 3600 + m * 60 + s
+        if text.startswith("-"):
+            seconds = -seconds
+    else:
+        seconds = float(value)
+    if not math.isfinite(seconds):
+        raise PlanError(f"expected a finite duration {_DURATION_EXAMPLES}; found {value!r}", field=where)
+    if seconds < 0:
+        raise PlanError(f"a duration cannot be negative; found {value!r}", field=where)
+    return seconds
+
+
+def _format_s(seconds: float) -> str:
+    """Seconds as ``1h30m``, ``2m5s``, ``45s`` or ``1.5s``."""
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
+    total = int(round(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    out = (f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")
+    return out or "0s"
+
+
+# -- reading nodes ---------------------------------------------------------------
 
 class _Ctx:
-    """Where we are in the file, for error messages."""
+    """The file being read, so that errors can name it."""
 
     def __init__(self, file: str) -> None:
         self.file = file
 
-    def error(self, node: yaml.Node | None, field: str, message: str) -> PlanError:
+    def error(self, node: yaml.Node | None, field: str | None, message: str) -> PlanError:
         line = node.start_mark.line + 1 if node is not None else None
         return PlanError(message, file=self.file, line=line, field=field or None)
 
 
-def _kind(node: yaml.Node) -> str:
+def _is_null(node: yaml.Node | None) -> bool:
+    return node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null")
+
+
+def _describe(node: yaml.Node) -> str:
+    """What the user wrote, in words: 'a list', 'nothing', "'abc'", 'the number 5', 'yes (YAML reads ...)'."""
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    value = node.value
-    return "nothing" if value in ("", "~", "null") else f"{value!r}"
+    tag = node.tag.removeprefix(_TAG)
+    if tag == "null":
+        return "nothing"
+    if tag == "bool":
+        return f"{node.value} (YAML reads it as true/false)"
+    if tag in ("int", "float"):
+        return f"the number {node.value}"
+    if tag == "timestamp":
+        return f"{node.value} (YAML reads it as a date)"
+    return repr(node.value)
 
 
 def _mapping(ctx: _Ctx, node: yaml.Node, field: str, allowed: tuple[str, ...],
-             required: tuple[str, ...] = ()) -> dict[str, yaml.Node]:
+             required: tuple[str, ...] = (), *, what: str = "a mapping") -> dict[str, yaml.Node]:
+    """The keys of a mapping node: unknown keys get a 'did you mean', missing required keys are named."""
     if not isinstance(node, yaml.MappingNode):
-        raise ctx.error(node, field, f"expected a mapping with keys {', '.join(allowed)}; found {_kind(node)}")
-    out: dict[str, yaml.Node] = {}
+        raise ctx.error(node, field, f"expected {what} with keys {', '.join(allowed)}; found {_describe(node)}")
+    explicit: list[tuple[yaml.Node, yaml.Node]] = []
+    merged: list[tuple[yaml.Node, yaml.Node]] = []
     for key_node, value in node.value:
+        if key_node.tag == _TAG + "merge":  # `<<: *anchor` — keys written here win over merged ones
+            for source in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+                if not isinstance(source, yaml.MappingNode):
+                    raise ctx.error(source, field, f"'<<' merges a mapping (an &anchor); found {_describe(source)}")
+                merged.extend((k, v) for k, v in source.value)
+        else:
+            explicit.append((key_node, value))
+    out: dict[str, yaml.Node] = {}
+    first_line: dict[str, int] = {}
+    for key_node, value in explicit + merged:
         key = str(key_node.value)
         where = f"{field}.{key}" if field else key
         if key not in allowed:
@@ -190,284 +342,412 @@ def _mapping(ctx: _Ctx, node: yaml.Node, field: str, allowed: tuple[str, ...],
             hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
             raise ctx.error(key_node, where, f"unknown key {key!r} ({hint})")
         if key in out:
-            raise ctx.error(key_node, where, "key given twice")
+            if (key_node, value) in merged:
+                continue
+            raise ctx.error(key_node, where, f"key given twice (first on line {first_line[key]})")
         out[key] = value
+        first_line[key] = key_node.start_mark.line + 1
     for key in required:
         if key not in out:
             raise ctx.error(node, f"{field}.{key}" if field else key, "missing (required)")
     return out
 
 
-def _scalar(ctx: _Ctx, node: yaml.Node, field: str) -> Any:
-    if not isinstance(node, yaml.ScalarNode):
-        raise ctx.error(node, field, f"expected a single value; found {_kind(node)}")
-    return yaml.safe_load(yaml.serialize(node))
+def _list(ctx: _Ctx, node: yaml.Node, field: str, *, single_ok: bool = False) -> list[yaml.Node]:
+    """The items of a list node; with `single_ok`, a single value counts as a list of one."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if single_ok and isinstance(node, yaml.ScalarNode) and not _is_null(node):
+        return [node]
+    raise ctx.error(node, field, f"expected a list; found {_describe(node)}")
 
 
-def _str(ctx: _Ctx, node: yaml.Node, field: str, *, slug: bool = False) -> str:
-    value = _scalar(ctx, node, field)
-    if not isinstance(value, str) or not value.strip():
-        raise ctx.error(node, field, f"expected text; found {_kind(node)}")
-    if slug and not _SLUG.match(value):
-        raise ctx.error(node, field, f"expected a lowercase name of letters, digits and '-'; found {value!r}")
-    return value.strip()
+def _text(ctx: _Ctx, node: yaml.Node, field: str, *, slug: bool = False) -> str:
+    """Text as written (a plain `2025` stays "2025": names are not numbers)."""
+    if not isinstance(node, yaml.ScalarNode) or _is_null(node) or not node.value.strip():
+        raise ctx.error(node, field, f"expected text; found {_describe(node)}")
+    value = node.value.strip()
+    if slug and not _SLUG.fullmatch(value):
+        raise ctx.error(node, field, f"expected a lowercase name of letters a-z, digits and '-' "
+                                     f"(like 'full-trial'); found {value!r}")
+    return value
 
 
 def _number(ctx: _Ctx, node: yaml.Node, field: str, *, integer: bool = False, minimum: float | None = None,
-            maximum: float | None = None, positive: bool = False) -> float:
-    value = _scalar(ctx, node, field)
-    kind = "a whole number" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise ctx.error(node, field, f"expected {kind}; found {_kind(node)}")
+            maximum: float | None = None, positive: bool = False, percent: bool = False,
+            kind: str | None = None, why: str = "") -> float:
+    """A plain decimal number, read from the text as written (YAML 1.1 would read 010 as 8 and 1_000 as 1000)."""
+    kind = kind or ("a whole number" if integer else "a number")
+    if not isinstance(node, yaml.ScalarNode) or _is_null(node):
+        raise ctx.error(node, field, f"expected {kind}; found {_describe(node)}")
+    raw = node.value.strip()
+    if _SEPARATED.fullmatch(raw) and ("_" in raw or "," in raw):
+        plain = raw.replace("_", "").replace(",", "")
+        raise ctx.error(node, field, f"expected {kind} without separators: write {plain}, not {raw} "
+                                     f"(YAML reads 1_000 as 1000 but 1,000 as text, so neither is allowed)")
+    digits, scale = raw, 1
+    if raw.endswith("%") and percent:
+        digits, scale = raw[:-1].rstrip(), 100
+    if not _DECIMAL.fullmatch(digits):
+        hint = " (a percentage is only allowed for a share)" if raw.endswith("%") else ""
+        raise ctx.error(node, field, f"expected {kind}; found {_describe(node)}{hint}")
+    if node.style is not None:  # quoted or block text that happens to look like a number
+        raise ctx.error(node, field, f"expected {kind}; found {raw!r}, which is quoted text (remove the quotes)")
+    if integer and not _INTEGER.fullmatch(digits):
+        raise ctx.error(node, field, f"expected {kind}; found {raw}")
+    value: float = int(digits) if _INTEGER.fullmatch(digits) and scale == 1 else float(digits) / scale
+    if not math.isfinite(value):
+        raise ctx.error(node, field, f"expected {kind}; found {raw}")
     if positive and value <= 0:
-        raise ctx.error(node, field, f"expected {kind} greater than 0; found {value}")
+        raise ctx.error(node, field, f"expected {kind} greater than 0{why}; found {raw}")
     if minimum is not None and value < minimum:
-        raise ctx.error(node, field, f"expected {kind} of at least {minimum:g}; found {value}")
+        raise ctx.error(node, field, f"expected {kind} of at least {minimum:g}{why}; found {raw}")
     if maximum is not None and value > maximum:
-        raise ctx.error(node, field, f"expected {kind} of at most {maximum:g}; found {value}")
+        raise ctx.error(node, field, f"expected {kind} of at most {maximum:g}{why}; found {raw}")
     return value
 
 
 def _share(ctx: _Ctx, node: yaml.Node, field: str) -> float:
-    return float(_number(ctx, node, field, minimum=0, maximum=1))
-
-
-def parse_duration(value: Any, *, where: str = "duration") -> float:
-    """Seconds from ``90s``, ``30m``, ``2h``, ``1h30m``, ``1.5h`` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 90s, 30m, 2h or 1h30m; found {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not isinstance(value, str) or not value.strip() or not match or not any(match.groups()):
-        raise ValueError(f"expected a duration like 90s, 30m, 2h or 1h30m; found {value!r}")
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    return h * 3600 + m * 60 + s
+    return float(_number(ctx, node, field, minimum=0, maximum=1, percent=True,
+                         kind="a share", why=" (shares run from 0 to 1, or 0% to 100%)"))
 
 
 def _duration(ctx: _Ctx, node: yaml.Node, field: str, *, allow_zero: bool = False) -> float:
+    if not isinstance(node, yaml.ScalarNode) or _is_null(node) or node.tag == _TAG + "bool":
+        raise ctx.error(node, field, f"expected a duration {_DURATION_EXAMPLES}; found {_describe(node)}")
+    text = node.value.strip()
+    negative = text.startswith("-")  # a range mistake, not a bad string: read it unsigned first
     try:
-        seconds = parse_duration(_scalar(ctx, node, field), where=field)
-    except ValueError as exc:
-        raise ctx.error(node, field, str(exc)) from None
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ctx.error(node, field, f"expected a duration {'of at least 0' if allow_zero else 'greater than 0'}; "
-                                     f"found {_scalar(ctx, node, field)!r}")
+        seconds = parse_duration(text[1:] if negative else text, where=field)
+    except PlanError:
+        hint = " (write 1h30m or 1m30s, not 1:30)" if ":" in text else ""
+        raise ctx.error(node, field, f"expected a duration {_DURATION_EXAMPLES}; found {node.value!r}{hint}") from None
+    if negative and seconds > 0:
+        bound = "of at least 0" if allow_zero else "greater than 0"
+        raise ctx.error(node, field, f"expected a duration {bound}; found {node.value!r}")
+    if seconds == 0 and not allow_zero:
+        raise ctx.error(node, field, f"expected a duration greater than 0; found {node.value!r}")
     return seconds
 
 
 def _think_time(ctx: _Ctx, node: yaml.Node, field: str) -> ThinkTime:
     if isinstance(node, yaml.SequenceNode):
         if len(node.value) != 2:
-            raise ctx.error(node, field, f"expected [low, high] (two durations); found {len(node.value)} values")
+            raise ctx.error(node, field, f"expected [low, high] (two durations) or one duration; "
+                                         f"found a list of {len(node.value)}")
         low = _duration(ctx, node.value[0], f"{field}[0]", allow_zero=True)
         high = _duration(ctx, node.value[1], f"{field}[1]", allow_zero=True)
         if low > high:
-            raise ctx.error(node, field, f"expected low ≤ high; found {low:g} s > {high:g} s")
+            raise ctx.error(node, field, f"expected [low, high] with low ≤ high; found low {node.value[0].value} "
+                                         f"> high {node.value[1].value}")
         return ThinkTime(low, high)
     seconds = _duration(ctx, node, field, allow_zero=True)
     return ThinkTime(seconds, seconds)
 
 
-def _list(ctx: _Ctx, node: yaml.Node, field: str) -> list[yaml.Node]:
-    if not isinstance(node, yaml.SequenceNode):
-        raise ctx.error(node, field, f"expected a list; found {_kind(node)}")
-    return list(node.value)
+# -- the schema ------------------------------------------------------------------
+
+_TOP_KEYS = ("name", "description", "target", "time_scale", "seed", "stages")
+_STAGE_KEYS = ("name", "description", "units", "duration", "grace", "citizens", "officers", "gates")
+_UNIT_KEYS = ("former_province", "type", "codes", "exclude", "sample")
+_CITIZEN_KEYS = ("users", "spawn_rate", "think_time", "other_unit_share", "attachment_kb", "follow_interval")
+_OFFICER_KEYS = ("per_unit", "think_time", "poll_interval", "supplement_share", "refuse_share", "sign_in_lead")
 
 
-def _units(ctx: _Ctx, node: yaml.Node | None, field: str, rng: random.Random) -> tuple[tuple[int, ...], UnitSelection]:
-    if node is None:
-        return tuple(u.code for u in load_units()), UnitSelection()
-    if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
-        return tuple(u.code for u in load_units()), UnitSelection()
-    m = _mapping(ctx, node, field, ("former_province", "type", "codes", "exclude", "sample"))
+def _choices(ctx: _Ctx, node: yaml.Node, field: str, label: str, allowed: list[str]) -> tuple[str, ...]:
+    out = []
+    for i, item in enumerate(_list(ctx, node, field, single_ok=True)):
+        value = _text(ctx, item, f"{field}[{i}]")
+        if value not in allowed:
+            close = difflib.get_close_matches(value, allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ctx.error(item, f"{field}[{i}]", f"unknown {label} {value!r} "
+                                                   f"(expected one of: {', '.join(allowed)}){hint}")
+        out.append(value)
+    return tuple(out)
+
+
+def _codes(ctx: _Ctx, node: yaml.Node, field: str) -> list[tuple[int, yaml.Node]]:
     known = units_by_code()
+    out = []
+    for i, item in enumerate(_list(ctx, node, field, single_ok=True)):
+        code = int(_number(ctx, item, f"{field}[{i}]", integer=True, kind="a unit code"))
+        if code not in known:
+            raise ctx.error(item, f"{field}[{i}]", f"unknown unit code {code} (expected one of the {len(known)} "
+                                                   f"codes of province {PROVINCE_CODE}; see 'rehearse wards')")
+        out.append((code, item))
+    return out
 
-    def choices(key: str, allowed: list[str]) -> tuple[str, ...]:
-        if key not in m:
-            return ()
-        out = []
-        for i, item in enumerate(_list(ctx, m[key], f"{field}.{key}")):
-            value = _scalar(ctx, item, f"{field}.{key}[{i}]")
-            if value not in allowed:
-                close = difflib.get_close_matches(str(value), allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ctx.error(item, f"{field}.{key}[{i}]",
-                                f"unknown {key.replace('_', ' ')} {value!r} (expected one of: {', '.join(allowed)}){hint}")
-            out.append(value)
-        return tuple(out)
 
-    def codes(key: str) -> tuple[int, ...]:
-        if key not in m:
-            return ()
-        out = []
-        for i, item in enumerate(_list(ctx, m[key], f"{field}.{key}")):
-            code = _number(ctx, item, f"{field}.{key}[{i}]", integer=True)
-            if code not in known:
-                raise ctx.error(item, f"{field}.{key}[{i}]", f"unknown unit code {code} (expected one of the 168 "
-                                                             f"codes of province 79; see 'rehearse wards')")
-            out.append(int(code))
-        return tuple(out)
-
-    selection = UnitSelection(
-        former_provinces=choices("former_province", [v.value for v in FormerProvince]),
-        types=choices("type", [v.value for v in UnitType]),
-        codes=codes("codes"), exclude=codes("exclude"),
-        sample=int(_number(ctx, m["sample"], f"{field}.sample", integer=True, positive=True))
-        if "sample" in m else None)
-    filtered = selection.former_provinces or selection.types or not selection.codes
-    chosen = {u.code for u in load_units()
-              if (not selection.former_provinces or u.former_province.value in selection.former_provinces)
-              and (not selection.types or u.type.value in selection.types)} if filtered else set()
-    chosen |= set(selection.codes)
-    chosen -= set(selection.exclude)
+def _units(ctx: _Ctx, node: yaml.Node | None, field: str, *, seed: int,
+           stage: str) -> tuple[tuple[int, ...], UnitSelection]:
+    """The stage's unit codes: (filters AND-ed, or all) + codes - exclude, then a seeded sample."""
+    everyone = load_units()
+    if _is_null(node):
+        return tuple(u.code for u in everyone), UnitSelection()
+    assert node is not None
+    m = _mapping(ctx, node, field, _UNIT_KEYS)
+    provinces = (_choices(ctx, m["former_province"], f"{field}.former_province", "former province",
+                          [v.value for v in FormerProvince]) if "former_province" in m else ())
+    types = (_choices(ctx, m["type"], f"{field}.type", "unit type", [v.value for v in UnitType])
+             if "type" in m else ())
+    codes = _codes(ctx, m["codes"], f"{field}.codes") if "codes" in m else []
+    exclude = _codes(ctx, m["exclude"], f"{field}.exclude") if "exclude" in m else []
+    added = {code for code, _ in codes}
+    sample = (int(_number(ctx, m["sample"], f"{field}.sample", integer=True, positive=True))
+              if "sample" in m else None)
+    filtered = bool(provinces or types or not codes)  # only codes given: exactly those
+    chosen = {u.code for u in everyone if filtered
+              and (not provinces or u.former_province.value in provinces)
+              and (not types or u.type.value in types)}
+    chosen = (chosen | added) - {code for code, _ in exclude}
     if not chosen:
-        raise ctx.error(node, field, "the selection picks no unit (expected at least one)")
-    if selection.sample is not None:
-        if selection.sample > len(chosen):
-            raise ctx.error(m["sample"], f"{field}.sample",
-                            f"expected at most {len(chosen)} (the units the filters chose); found {selection.sample}")
-        chosen = set(rng.sample(sorted(chosen), selection.sample))
+        raise ctx.error(node, field, "the selection picks no unit (expected at least one; the filters have no "
+                                     "unit in common or exclude removes them all; see 'rehearse wards')")
+    for i, (code, item) in enumerate(exclude):
+        if code in added:
+            raise ctx.error(item, f"{field}.exclude[{i}]", f"unit {code} is both in codes and in exclude "
+                                                           f"(expected one or the other)")
+    if sample is not None:
+        if sample > len(chosen):
+            raise ctx.error(m["sample"], f"{field}.sample", f"expected at most {len(chosen)} (the units the "
+                                                            f"selection picks); found {sample}")
+        # Seeded by plan seed and stage name: the same file always picks the same units in
+        # every process, and editing one stage never reshuffles another.
+        chosen = set(random.Random(f"{seed}:{stage}").sample(sorted(chosen), sample))
+    selection = UnitSelection(former_provinces=provinces, types=types, codes=tuple(c for c, _ in codes),
+                              exclude=tuple(c for c, _ in exclude), sample=sample)
     return tuple(sorted(chosen)), selection
 
 
-def _gate(ctx: _Ctx, node: yaml.Node, field: str) -> Gate:
+def _citizens(ctx: _Ctx, node: yaml.Node, field: str) -> CitizenLoad:
+    c = _mapping(ctx, node, field, _CITIZEN_KEYS, required=("users", "spawn_rate", "think_time"))
+    users = int(_number(ctx, c["users"], f"{field}.users", integer=True, minimum=0, maximum=MAX_CITIZENS))
+    spawn_rate = float(_number(ctx, c["spawn_rate"], f"{field}.spawn_rate", positive=True,
+                               why=" (users started per wall-clock second)"))
+    think_time = _think_time(ctx, c["think_time"], f"{field}.think_time")
+    other = _share(ctx, c["other_unit_share"], f"{field}.other_unit_share") if "other_unit_share" in c else 0.1
+    attachment_kb = CitizenLoad.attachment_kb
+    if "attachment_kb" in c:
+        where = f"{field}.attachment_kb"
+        items = _list(ctx, c["attachment_kb"], where)
+        if len(items) != 2:
+            raise ctx.error(c["attachment_kb"], where, f"expected [low, high] in KiB; found a list of {len(items)}")
+        lo, hi = (int(_number(ctx, item, f"{where}[{i}]", integer=True, minimum=0, maximum=MAX_ATTACHMENT_KB))
+                  for i, item in enumerate(items))
+        if lo > hi:
+            raise ctx.error(c["attachment_kb"], where, f"expected [low, high] with low ≤ high; found {lo} > {hi}")
+        attachment_kb = (lo, hi)
+    follow = (_duration(ctx, c["follow_interval"], f"{field}.follow_interval")
+              if "follow_interval" in c else CitizenLoad.follow_interval_s)
+    return CitizenLoad(users=users, spawn_rate=spawn_rate, think_time=think_time, other_unit_share=other,
+                       attachment_kb=attachment_kb, follow_interval_s=follow)
+
+
+def _officers(ctx: _Ctx, node: yaml.Node | None, field: str) -> OfficerLoad:
+    if _is_null(node):
+        return OfficerLoad()
+    assert node is not None
+    o = _mapping(ctx, node, field, _OFFICER_KEYS)
+    d = OfficerLoad()
+    return OfficerLoad(
+        per_unit=int(_number(ctx, o["per_unit"], f"{field}.per_unit", integer=True, minimum=0,
+                             maximum=MAX_OFFICERS_PER_UNIT, why=" officers per unit")) if "per_unit" in o
+        else d.per_unit,
+        think_time=_think_time(ctx, o["think_time"], f"{field}.think_time") if "think_time" in o else d.think_time,
+        poll_interval_s=_duration(ctx, o["poll_interval"], f"{field}.poll_interval") if "poll_interval" in o
+        else d.poll_interval_s,
+        supplement_share=_share(ctx, o["supplement_share"], f"{field}.supplement_share")
+        if "supplement_share" in o else d.supplement_share,
+        refuse_share=_share(ctx, o["refuse_share"], f"{field}.refuse_share") if "refuse_share" in o
+        else d.refuse_share,
+        sign_in_lead_s=_duration(ctx, o["sign_in_lead"], f"{field}.sign_in_lead", allow_zero=True)
+        if "sign_in_lead" in o else d.sign_in_lead_s)
+
+
+def _gate(ctx: _Ctx, node: yaml.Node, field: str) -> tuple[Gate, yaml.Node]:
+    """One gate and the node of its expression (for the line of later errors)."""
     name = None
-    expr_node = node
     if isinstance(node, yaml.MappingNode):
-        m = _mapping(ctx, node, field, ("name", "expr"), required=("expr",))
-        name = _str(ctx, m["name"], f"{field}.name") if "name" in m else None
-        expr_node = m["expr"]
-        field = f"{field}.expr"
-    expr = _str(ctx, expr_node, field)
-    match = _GATE.match(expr)
+        m = _mapping(ctx, node, field, ("name", "expr"), required=("expr",), what="a gate mapping")
+        name = _text(ctx, m["name"], f"{field}.name") if "name" in m else None
+        node, field = m["expr"], f"{field}.expr"
+    if not isinstance(node, yaml.ScalarNode) or node.tag != _TAG + "str":
+        raise ctx.error(node, field, f"expected a gate {_GATE_SHAPE}; found {_describe(node)}")
+    expr = node.value.strip()
+    slip = _GATE_SLIP.fullmatch(expr)
+    if slip:
+        op = slip.group(2)
+        raise ctx.error(node, field, f"unknown operator {op!r} in {expr!r} (did you mean {_GATE_SLIP_FIX[op]!r}?)")
+    match = _GATE.fullmatch(expr)
     if not match:
-        raise ctx.error(expr_node, field, f"expected 'metric op number' like 'completion_rate >= 0.96' "
-                                          f"(op one of {' '.join(GATE_OPS)}); found {expr!r}")
-    metric, op, number, pct = match.groups()
+        raise ctx.error(node, field, f"expected {_GATE_SHAPE}; found {expr!r}")
+    metric, op, number = match.group(1), match.group(2), match.group(3).strip()
     if metric not in GATE_METRICS:
         close = difflib.get_close_matches(metric, list(GATE_METRICS), n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(GATE_METRICS)}"
-        raise ctx.error(expr_node, field, f"unknown metric {metric!r} ({hint})")
-    threshold = float(number) / (100 if pct else 1)
-    return Gate(expr=expr.strip(), metric=metric, op=op, threshold=threshold, name=name or expr.strip())
+        raise ctx.error(node, field, f"unknown gate metric {metric!r} ({hint})")
+    digits, scale = number, 1
+    if number.endswith("%"):
+        if metric not in RATE_METRICS:
+            raise ctx.error(node, field, f"a percentage is only allowed for a rate ({', '.join(sorted(RATE_METRICS))}); "
+                                         f"{metric} is a count or a time: found {number!r}")
+        digits, scale = number[:-1].rstrip(), 100
+    if _SEPARATED.fullmatch(number) and ("_" in number or "," in number):
+        raise ctx.error(node, field, f"expected {_GATE_SHAPE} with the number written without separators: "
+                                     f"{number.replace('_', '').replace(',', '')}, not {number}")
+    if not _DECIMAL.fullmatch(digits):
+        raise ctx.error(node, field, f"expected a number after {op!r} in {_GATE_SHAPE}; found {number!r}")
+    threshold = float(digits) / scale
+    if metric in RATE_METRICS and not 0 <= threshold <= 1:
+        raise ctx.error(node, field, f"{metric} is a rate from 0 to 1: write 0.96 or 96%, not {number}")
+    return Gate(expr=expr, metric=metric, op=op, threshold=threshold, name=name or expr), node
 
 
-def _contradictions(ctx: _Ctx, gates: list[tuple[Gate, yaml.Node]], field: str) -> None:
-    """Refuse gates on one metric that no value can pass together."""
-    by_metric: dict[str, list[tuple[Gate, yaml.Node]]] = {}
-    for gate, node in gates:
-        by_metric.setdefault(gate.metric, []).append((gate, node))
-    for metric, items in by_metric.items():
-        low, low_incl, high, high_incl = float("-inf"), True, float("inf"), True
-        for gate, _ in items:
-            t = gate.threshold
-            if gate.op in (">", ">=", "==") and (t > low or (t == low and gate.op == ">")):
-                low, low_incl = t, gate.op != ">"
-            if gate.op in ("<", "<=", "==") and (t < high or (t == high and gate.op == "<")):
-                high, high_incl = t, gate.op != "<"
-        if low > high or (low == high and not (low_incl and high_incl)):
-            exprs = " and ".join(repr(g.expr) for g, _ in items)
-            raise ctx.error(items[-1][1], field, f"contradictory gates on {metric}: {exprs} cannot all pass")
+def _satisfiable(gates: Iterable[Gate]) -> bool:
+    """Whether some value passes every gate (all on one metric)."""
+    gates = list(gates)
+    low, low_incl, high, high_incl = -math.inf, True, math.inf, True
+    for g in gates:
+        t = g.threshold
+        if g.op in (">", ">=", "==") and (t > low or (t == low and g.op == ">")):
+            low, low_incl = t, g.op != ">"
+        if g.op in ("<", "<=", "==") and (t < high or (t == high and g.op == "<")):
+            high, high_incl = t, g.op != "<"
+    if low > high or (low == high and not (low_incl and high_incl)):
+        return False
+    return not (low == high and any(g.op == "!=" and g.threshold == low for g in gates))
 
 
-def _stage(ctx: _Ctx, node: yaml.Node, field: str, rng: random.Random) -> Stage:
-    m = _mapping(ctx, node, field, ("name", "description", "units", "duration", "grace", "citizens", "officers",
-                                    "gates"), required=("name", "duration", "citizens"))
-    name = _str(ctx, m["name"], f"{field}.name", slug=True)
-    units, selection = _units(ctx, m.get("units"), f"{field}.units", rng)
-    c = _mapping(ctx, m["citizens"], f"{field}.citizens",
-                 ("users", "spawn_rate", "think_time", "other_unit_share", "attachment_kb", "follow_interval"),
-                 required=("users", "spawn_rate", "think_time"))
-    cf = f"{field}.citizens"
-    attachment_kb = (2, 16)
-    if "attachment_kb" in c:
-        items = _list(ctx, c["attachment_kb"], f"{cf}.attachment_kb")
-        if len(items) != 2:
-            raise ctx.error(c["attachment_kb"], f"{cf}.attachment_kb", "expected [low, high] in KiB")
-        lo = int(_number(ctx, items[0], f"{cf}.attachment_kb[0]", integer=True, minimum=0, maximum=64))
-        hi = int(_number(ctx, items[1], f"{cf}.attachment_kb[1]", integer=True, minimum=0, maximum=64))
-        if lo > hi:
-            raise ctx.error(c["attachment_kb"], f"{cf}.attachment_kb", f"expected low ≤ high; found {lo} > {hi}")
-        attachment_kb = (lo, hi)
-    citizens = CitizenLoad(
-        users=int(_number(ctx, c["users"], f"{cf}.users", integer=True, minimum=0, maximum=MAX_CITIZENS)),
-        spawn_rate=float(_number(ctx, c["spawn_rate"], f"{cf}.spawn_rate", positive=True)),
-        think_time=_think_time(ctx, c["think_time"], f"{cf}.think_time"),
-        other_unit_share=_share(ctx, c["other_unit_share"], f"{cf}.other_unit_share")
-        if "other_unit_share" in c else 0.1,
-        attachment_kb=attachment_kb,
-        follow_interval_s=_duration(ctx, c["follow_interval"], f"{cf}.follow_interval")
-        if "follow_interval" in c else 600.0)
-    officers = OfficerLoad()
-    if "officers" in m:
-        o = _mapping(ctx, m["officers"], f"{field}.officers",
-                     ("per_unit", "think_time", "poll_interval", "supplement_share", "refuse_share", "sign_in_lead"))
-        of = f"{field}.officers"
-        officers = OfficerLoad(
-            per_unit=int(_number(ctx, o["per_unit"], f"{of}.per_unit", integer=True, minimum=0,
-                                 maximum=MAX_OFFICERS_PER_UNIT)) if "per_unit" in o else 2,
-            think_time=_think_time(ctx, o["think_time"], f"{of}.think_time") if "think_time" in o
-            else OfficerLoad.think_time,
-            poll_interval_s=_duration(ctx, o["poll_interval"], f"{of}.poll_interval") if "poll_interval" in o else 60.0,
-            supplement_share=_share(ctx, o["supplement_share"], f"{of}.supplement_share")
-            if "supplement_share" in o else 0.05,
-            refuse_share=_share(ctx, o["refuse_share"], f"{of}.refuse_share") if "refuse_share" in o else 0.02,
-            sign_in_lead_s=_duration(ctx, o["sign_in_lead"], f"{of}.sign_in_lead", allow_zero=True)
-            if "sign_in_lead" in o else 0.0)
-    gates: list[tuple[Gate, yaml.Node]] = []
-    if "gates" in m:
-        for i, g in enumerate(_list(ctx, m["gates"], f"{field}.gates")):
-            gates.append((_gate(ctx, g, f"{field}.gates[{i}]"), g))
-        _contradictions(ctx, gates, f"{field}.gates")
-    return Stage(name=name, description=_str(ctx, m["description"], f"{field}.description")
-                 if "description" in m else "",
-                 units=units, unit_selection=selection,
-                 duration_s=_duration(ctx, m["duration"], f"{field}.duration"),
-                 grace_s=_duration(ctx, m["grace"], f"{field}.grace", allow_zero=True) if "grace" in m else 0.0,
-                 citizens=citizens, officers=officers, gates=tuple(g for g, _ in gates))
+def _gates(ctx: _Ctx, node: yaml.Node | None, field: str) -> tuple[Gate, ...]:
+    if _is_null(node):
+        return ()
+    assert node is not None
+    gates: list[Gate] = []
+    names: dict[str, int] = {}
+    for i, item in enumerate(_list(ctx, node, field)):
+        gate, expr_node = _gate(ctx, item, f"{field}[{i}]")
+        if gate.name in names:
+            raise ctx.error(item, f"{field}[{i}]", f"gate {gate.name!r} is given twice (first as "
+                                                   f"{field}[{names[gate.name]}]; expected unique names)")
+        names[gate.name] = i
+        same = [g for g in gates if g.metric == gate.metric] + [gate]
+        if not _satisfiable(same):
+            exprs = " and ".join(repr(g.expr) for g in same)
+            # The line is the gate that made the set impossible; the field is the list, since the
+            # mistake is in no single gate.
+            raise ctx.error(expr_node, field, f"contradictory gates on {gate.metric}: {exprs} cannot all pass")
+        gates.append(gate)
+    return tuple(gates)
+
+
+def _stage(ctx: _Ctx, node: yaml.Node, field: str, *, seed: int, time_scale: float) -> Stage:
+    m = _mapping(ctx, node, field, _STAGE_KEYS, required=("name", "duration", "citizens"))
+    name = _text(ctx, m["name"], f"{field}.name", slug=True)
+    description = _text(ctx, m["description"], f"{field}.description") if "description" in m else ""
+    units, selection = _units(ctx, m.get("units"), f"{field}.units", seed=seed, stage=name)
+    duration = _duration(ctx, m["duration"], f"{field}.duration")
+    grace = _duration(ctx, m["grace"], f"{field}.grace", allow_zero=True) if "grace" in m else 0.0
+    citizens = _citizens(ctx, m["citizens"], f"{field}.citizens")
+    officers = _officers(ctx, m.get("officers"), f"{field}.officers")
+    gates = _gates(ctx, m.get("gates"), f"{field}.gates")
+    if citizens.users == 0 and officers.per_unit == 0:
+        raise ctx.error(node, field, "the stage has no users (citizens.users and officers.per_unit are both 0)")
+    # Citizens are started at spawn_rate once the officers' lead is over (with no lead, officers
+    # are started with them): a crowd that cannot all arrive inside the window is not the plan written.
+    starting = citizens.users + (0 if officers.sign_in_lead_s else officers.per_unit * len(units))
+    window = duration / time_scale
+    if starting / citizens.spawn_rate > window:
+        raise ctx.error(_mapping(ctx, m["citizens"], f"{field}.citizens", _CITIZEN_KEYS)["spawn_rate"],
+                        f"{field}.citizens.spawn_rate",
+                        f"{starting} users at {citizens.spawn_rate:g} per second take "
+                        f"{_format_s(starting / citizens.spawn_rate)} to start, longer than the "
+                        f"{_format_s(window)} wall-clock filing window ({_format_s(duration)} at time scale "
+                        f"x{time_scale:g}); raise spawn_rate or lower users")
+    return Stage(name=name, description=description, units=units, unit_selection=selection,
+                 duration_s=duration, grace_s=grace, citizens=citizens, officers=officers, gates=gates)
 
 
 def load_plan(path: str | Path, *, time_scale: float | None = None) -> Plan:
-    """Read and validate a scenario file; `time_scale` overrides the file's."""
+    """Read and validate a scenario file; `time_scale` overrides the file's. Raises `PlanError`."""
     file = str(path)
     ctx = _Ctx(file)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        # utf-8-sig: a file saved by an editor that writes a byte-order mark still reads.
+        text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise PlanError("no such file (expected a scenario YAML, e.g. scenarios/demo.yaml)", file=file) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise PlanError(f"cannot read the file: {reason}", file=file) from None
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"cannot read the file: not UTF-8 text (byte {exc.start})", file=file) from None
+    except OSError as exc:
+        raise PlanError(f"cannot read the file: {exc.strerror or exc}", file=file) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PlanError(f"not valid YAML: {problem}", file=file,
-                        line=mark.line + 1 if mark else None) from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PlanError(f"not valid YAML: {problem}", file=file, line=mark.line + 1 if mark else None) from None
     if root is None:
-        raise PlanError("the file is empty (expected a scenario with name and stages)", file=file)
-    m = _mapping(ctx, root, "", ("name", "description", "target", "time_scale", "seed", "stages"),
-                 required=("name", "stages"))
-    seed = int(_number(ctx, m["seed"], "seed", integer=True)) if "seed" in m else 1
+        raise PlanError("the file is empty (expected a scenario with name and stages; see docs/scenarios.md)",
+                        file=file)
+    m = _mapping(ctx, root, "", _TOP_KEYS, required=("name", "stages"))
+    name = _text(ctx, m["name"], "name", slug=True)
+    description = _text(ctx, m["description"], "description") if "description" in m else ""
+    target = _text(ctx, m["target"], "target") if "target" in m else "reference"
     scale = float(_number(ctx, m["time_scale"], "time_scale", positive=True)) if "time_scale" in m else 1.0
     if time_scale is not None:
-        if time_scale <= 0:
-            raise PlanError(f"--time-scale: expected a number greater than 0; found {time_scale:g}", file=file)
+        if isinstance(time_scale, bool) or not math.isfinite(time_scale) or time_scale <= 0:
+            raise PlanError(f"expected a number greater than 0 (it overrides the file's time_scale); "
+                            f"found {time_scale:g}", file=file, field="--time-scale")
         scale = float(time_scale)
-    rng = random.Random(seed)
+    seed = int(_number(ctx, m["seed"], "seed", integer=True)) if "seed" in m else 1
     stage_nodes = _list(ctx, m["stages"], "stages")
     if not stage_nodes:
         raise ctx.error(m["stages"], "stages", "expected at least one stage; found an empty list")
-    stages, seen = [], set()
+    stages: list[Stage] = []
+    first: dict[str, int] = {}
     for i, node in enumerate(stage_nodes):
-        stage = _stage(ctx, node, f"stages[{i}]", rng)
-        if stage.name in seen:
-            raise ctx.error(node, f"stages[{i}].name", f"stage name {stage.name!r} is used twice (expected unique names)")
-        seen.add(stage.name)
+        stage = _stage(ctx, node, f"stages[{i}]", seed=seed, time_scale=scale)
+        if stage.name in first:
+            name_node = _mapping(ctx, node, f"stages[{i}]", _STAGE_KEYS)["name"]
+            raise ctx.error(name_node, f"stages[{i}].name", f"stage name {stage.name!r} is used twice (first by "
+                                                            f"stages[{first[stage.name]}]; expected unique names)")
+        first[stage.name] = i
         stages.append(stage)
-    return Plan(name=_str(ctx, m["name"], "name", slug=True),
-                description=_str(ctx, m["description"], "description") if "description" in m else "",
-                target=_str(ctx, m["target"], "target") if "target" in m else "reference",
-                time_scale=scale, seed=seed, stages=tuple(stages), source=Path(path).resolve())
+    return Plan(name=name, description=description, target=target, time_scale=scale, seed=seed,
+                stages=tuple(stages), source=Path(path).resolve(), file=file)
+
+
+# -- what `rehearse validate` prints -----------------------------------------------
+
+def describe_plan(plan: Plan) -> list[str]:
+    """A few lines a person can check a plan by: stages, units, users, simulated and wall-clock times."""
+    lines = [f"{plan.file or plan.source}: plan {plan.name!r}, {len(plan.stages)} stage(s), target {plan.target}, "
+             f"time scale x{plan.time_scale:g}, seed {plan.seed}"]
+    for s in plan.stages:
+        lead = s.officers.sign_in_lead_s
+        simulated = lead + s.duration_s + s.grace_s
+        parts = (f"officers' lead {_format_s(lead)} + " if lead else "") + f"filing {_format_s(s.duration_s)}" \
+            + (f" + grace {_format_s(s.grace_s)}" if s.grace_s else "")
+        lines.append(f"  {s.name}: {len(s.units)} units, {s.officers.per_unit * len(s.units)} officers "
+                     f"({s.officers.per_unit}/unit), {s.citizens.users} citizens; {parts} = "
+                     f"{_format_s(simulated)} simulated, {_format_s(plan.wall_s(simulated))} wall-clock; "
+                     f"{len(s.gates)} gate(s)")
+    return lines
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    plan = load_plan(args.scenario, time_scale=args.time_scale)
+    print("\n".join(describe_plan(plan)))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `rehearse validate` to the command line (rehearsal.cli calls this)."""
+    p = sub.add_parser("validate", help="check a scenario file without sending load",
+                       description="Validate a scenario without sending any load: print what it would run and "
+                                   "exit 0, or print one error line (file:line: field: message) and exit 2.")
+    p.add_argument("scenario", help="scenario YAML, e.g. scenarios/demo.yaml")
+    p.add_argument("--time-scale", type=float, default=None, metavar="N",
+                   help="compress simulated time N times (default: the scenario's)")
+    p.set_defaults(func=_cmd_validate)
