@@ -36,7 +36,7 @@ explains every field)::
           follow_interval: 10m    # > 0, default 10m
         officers:               # optional; the values shown are the defaults
           per_unit: 2           # whole number 0..20
-          think_time: [20s, 60s]
+          think_time: [30s, 90s]
           poll_interval: 1m     # > 0
           supplement_share: 0.05
           refuse_share: 0.02
@@ -163,7 +163,7 @@ class OfficerLoad:
 
     per_unit: int = 2
     """Officer accounts per unit (0..20); the 2025 trials had 2."""
-    think_time: ThinkTime = ThinkTime(20.0, 60.0)
+    think_time: ThinkTime = ThinkTime(30.0, 90.0)
     """Time one step on one dossier takes."""
     poll_interval_s: float = 60.0
     """Simulated seconds an officer waits before looking at an empty queue again."""
