@@ -24,7 +24,9 @@ from flask import Flask, Response, current_app, g, jsonify, redirect, request
 
 from ..catalogue import Catalogue, Procedure, load_catalogue
 from ..wards import units_by_code
+from .admin import export_full, register_admin, set_id_base
 from .db import close_db, get_db, hash_password, init_db
+from .faults import FaultState
 from .live import PROM_BUCKETS, LiveView
 from .settings import PortalSettings
 
@@ -210,15 +212,17 @@ def _is_admin() -> bool:
 def create_app(settings: PortalSettings) -> Flask:
     """The reference portal as a Flask app; `init_db` runs here (idempotent)."""
     init_db(settings)
+    faults = FaultState()
     app = Flask(__name__)
     app.config.update(PORTAL=settings, LIVE=LiveView(settings.active_window_s), CATALOGUE=load_catalogue(),
-                      SESSIONS={}, OTPS={}, MAX_CONTENT_LENGTH=16 * settings.max_attachment_bytes + 65536,
+                      SESSIONS={}, OTPS={}, FAULTS=faults, MAX_CONTENT_LENGTH=16 * settings.max_attachment_bytes + 65536,
                       JSON_AS_ASCII=False)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     units = units_by_code()
     catalogue = app.config["CATALOGUE"]
     summaries = [p.summary() for p in catalogue.procedures]
     app.teardown_appcontext(close_db)
+    register_admin(app, faults, is_admin=_is_admin, get_db=get_db, now_iso=_now_iso)
 
     @app.after_request
     def _name_endpoint(response: Response) -> Response:
@@ -386,6 +390,11 @@ def create_app(settings: PortalSettings) -> Flask:
             db.execute("UPDATE dossiers SET code = ? WHERE id = ?", (code, dossier_id))
             _store_files(db, dossier_id, files)
             _history(db, dossier_id, status, f"citizen:{sess['citizen_id']}")
+        if faults.drop_this():  # fault silent-drop: accepted and answered, then gone
+            with db:
+                for table, column in (("attachments", "dossier_id"), ("history", "dossier_id"), ("dossiers", "id")):
+                    db.execute(f"DELETE FROM {table} WHERE {column} = ?", (dossier_id,))
+            faults.dropped.append(dossier_id)
         return jsonify(id=dossier_id, code=code, status=status, fee_vnd=proc.fee_vnd,
                        payment_required=status == 6), 201
 
@@ -546,7 +555,7 @@ def create_app(settings: PortalSettings) -> Flask:
         if row["agency_state"] or row["agency_done"]:
             raise ApiError(409, "wrong_state", "already handed to the second agency", "agency_state")
         proc = catalogue.get(row["procedure_code"])
-        due = time.time() + settings.agency_delay_s / settings.time_scale
+        due = time.time() + settings.agency_delay_s * faults.agency_factor() / settings.time_scale
         return _update(db, row, sess, 4, 4, f"chuyển {proc.second_agency if proc else 'cơ quan phối hợp'}",
                        agency_state="at_agency", agency_due=due)
 
@@ -629,11 +638,13 @@ def create_app(settings: PortalSettings) -> Flask:
         try:
             after = int(request.args.get("after_id", 0))
             limit = min(5000, max(1, int(request.args.get("limit", 1000))))
+            full, only_open = request.args.get("full") == "1", request.args.get("open") == "1"
         except ValueError:
             raise ApiError(400, "invalid_field", "after_id and limit are whole numbers", "after_id") from None
-        rows = get_db().execute(
+        db = get_db()
+        rows = db.execute(
             "SELECT d.*, c.id_number FROM dossiers d JOIN citizens c ON c.id = d.citizen_id WHERE d.id > ? "
-            "ORDER BY d.id LIMIT ?", (after, limit)).fetchall()
+            + ("AND d.status NOT IN (3, 10) " if only_open else "") + "ORDER BY d.id LIMIT ?", (after, limit)).fetchall()
         items = []
         for r in rows:
             item = {k: r[k] for k in ("id", "code", "client_ref", "citizen_id", "unit_code", "procedure_code",
@@ -641,6 +652,8 @@ def create_app(settings: PortalSettings) -> Flask:
                                       "decided_at", "returned_at", "paid")}
             item["agency_state"] = _agency_state(r)
             item["id_number"] = r["id_number"]
+            if full:
+                export_full(db, r, item)
             items.append(item)
         return jsonify(items=items, next_after_id=rows[-1]["id"] if len(rows) == limit else None)
 

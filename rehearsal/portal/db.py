@@ -14,6 +14,7 @@ from pathlib import Path
 from flask import current_app, g
 
 from ..wards import load_units
+from .admin import set_id_base
 from .settings import PortalSettings
 
 SCHEMA = """
@@ -73,6 +74,7 @@ def init_db(settings: PortalSettings) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is in WAL mode
         conn.executescript(SCHEMA)
+        set_id_base(conn, settings.face)
         conn.execute("BEGIN")
         conn.executemany("INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?)",
                          [(u.code, u.name, u.type.value, u.former_province.value) for u in load_units()])
