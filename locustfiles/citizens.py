@@ -22,6 +22,7 @@ from typing import Any
 
 import gevent
 from locust import task
+from locust.exception import RescheduleTask
 from urllib3 import encode_multipart_formdata
 
 from .common import PortalUser
@@ -48,6 +49,12 @@ class CitizenUser(PortalUser):
         if not self.ctx.filing_open():
             gevent.sleep(1.0)  # the stage's filing window is closed: nothing new to file
             return
+        if self.ctx.arrivals is not None:  # open model: wait to be the next citizen who arrives
+            self.ctx.idle_citizens += 1
+            try:
+                self.ctx.arrivals.get()
+            finally:
+                self.ctx.idle_citizens -= 1
         load = self.ctx.stage.citizens
         think = load.think_time
         self.sign_in()
@@ -75,6 +82,16 @@ class CitizenUser(PortalUser):
         self.visit += 1
         id_number = "079" + f"{self.identity:05d}{self.visit % 10000:04d}"[-9:]
         self.citizen = id_number
+        self.vneid(id_number)
+
+    def restore_session(self) -> bool:
+        try:
+            self.vneid(self.citizen)
+        except RescheduleTask:
+            return False
+        return True
+
+    def vneid(self, id_number: str) -> None:
         status, body = self.call("POST", "/api/auth/vneid/otp", name="/api/auth/vneid/otp",
                                  json={"id_number": id_number})
         otp = self.require(status, body, "otp_request_id", "otp")

@@ -37,6 +37,8 @@ class PortalUser(FastHttpUser):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.token: str | None = None
+        self.token_portal = ""
+        self.session_lost = False
         self.last_active = 0.0
         self.rng = random.Random()
 
@@ -55,10 +57,17 @@ class PortalUser(FastHttpUser):
         counts as success; anything else is a failure in Locust's stats and a
         ``request_failed`` event in the ledger.
         """
+        if self.token and self.token_portal != self.ctx.portal_url:
+            self.lose_session()  # another user of this process learnt the portal moved: this token is for the old one
+        if self.session_lost and self.token is None and not path.startswith("/api/auth/"):
+            self.session_lost = False
+            if self.restore_session():
+                self.ctx.telemetry.emit("session_restored", user=self.who(), portal=self.ctx.portal_url)
         headers = kwargs.pop("headers", {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        with self.client.request(method, path, name=name, headers=headers,
+        url = path if path.startswith(("http://", "https://")) else self.ctx.portal_url + path
+        with self.client.request(method, url, name=name, headers=headers, allow_redirects=path.startswith("/pay/"),
                                  catch_response=True, **kwargs) as resp:
             status = resp.status_code or 0
             body: Any = None
@@ -69,6 +78,12 @@ class PortalUser(FastHttpUser):
                 body = None
             if self.token:
                 self.last_active = time.time()
+            moved = resp.headers.get("X-Portal-Moved") if resp.headers else None
+            if moved:
+                # The legacy portal has closed (503 or a redirect): go to the new one, sign in again there.
+                if self.ctx.moved_to(moved):
+                    self.ctx.telemetry.emit("portal_moved", user=self.who(), portal=self.ctx.portal_url)
+                self.lose_session()
             if status in ok or status in expect:
                 resp.success()
             else:
@@ -81,8 +96,25 @@ class PortalUser(FastHttpUser):
 
     def signed_in(self, token: str) -> None:
         self.token = token
+        self.token_portal = self.ctx.portal_url
+        self.session_lost = False
         self.last_active = time.time()
         SIGNED_IN.add(self)
+
+    def who(self) -> str:
+        return f"{type(self).__name__}:{getattr(self, 'identity', '?')}"
+
+    def lose_session(self) -> None:
+        """The session is gone with the portal it was on; the next call signs in again first."""
+        if self.token:
+            self.ctx.telemetry.emit("session_lost", user=self.who())
+            self.token = None
+            self.session_lost = True
+            SIGNED_IN.discard(self)
+
+    def restore_session(self) -> bool:
+        """Sign in again as the same person after a cutover; True if it worked."""
+        raise NotImplementedError
 
     def sign_out(self) -> None:
         if self.token:

@@ -35,6 +35,11 @@ class RunContext:
     worker_count: int = 1
     #: Wall-clock time the stage started (set at test_start).
     started_at: float = 0.0
+    #: The portal users talk to now; a cutover moves it (see `moved_to`).
+    portal_url: str = ""
+    #: Open model: arrivals waiting for an idle citizen (set at test_start).
+    arrivals: Any = None
+    idle_citizens: int = 0
     _counters: dict[str, Any] = field(default_factory=lambda: {
         "officer": itertools.count(), "citizen": itertools.count()})
 
@@ -62,6 +67,33 @@ class RunContext:
 
     def filing_open(self) -> bool:
         return self.elapsed() < self.lead_wall + self.window_wall
+
+    def sim_elapsed(self) -> float:
+        """Simulated seconds since the stage started (the timeline faults and the cutover use)."""
+        return self.elapsed() * self.time_scale
+
+    # -- the cutover and faults -------------------------------------------------
+    def moved_to(self, url: str) -> bool:
+        """The portal said it has moved: from now on every user of this process goes there.
+
+        True the first time (this process learnt it now), False if it already knew.
+        """
+        url = url.rstrip("/")
+        if url == self.portal_url:
+            return False
+        self.portal_url = url
+        return True
+
+    def absent(self, unit: int, number: int) -> bool:
+        """Whether officer `number` of `unit` is away now (an absence fault of the stage)."""
+        now = self.sim_elapsed()
+        for f in self.stage.faults:
+            if f.kind == "absence" and unit in f.units and f.at_s <= now and (f.for_s is None or now < f.at_s + f.for_s):
+                # ``officers: n`` sends the last n officers of the unit away: the desk (officer 1) goes last.
+                away = self.stage.officers.per_unit if f.officers is None else f.officers
+                if number > self.stage.officers.per_unit - away:
+                    return True
+        return False
 
     # -- who is who ---------------------------------------------------------
     def next_identity(self, kind: str) -> int:

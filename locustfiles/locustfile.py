@@ -9,7 +9,10 @@ The stage's load shape drives the users: officers sign in first (the
 stage's ``sign_in_lead``), then citizens arrive at ``spawn_rate`` and file
 during the filing window (``duration``); in the ``grace`` that follows no one
 files but officers keep working and citizens keep following their dossiers;
-then the shape ends the test by itself.
+then the shape ends the test by itself. A ``ramp`` replaces "start them all
+and hold" with steps; an ``arrival_rate`` starts a pool of citizens who each
+wait for the next arrival (the open model, `_arrivals`). Faults and the
+cutover are played by `locustfiles.timeline` in the master (or local) process.
 """
 
 from __future__ import annotations
@@ -17,17 +20,22 @@ from __future__ import annotations
 import locust  # noqa: F401  (first: gevent patches the standard library)
 
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
 
+import gevent
+from gevent.queue import Queue
 from locust import LoadTestShape, events
 from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
 
 from locustfiles.citizens import CitizenUser
 from locustfiles.context import RunContext
 from locustfiles.officers import OfficerUser
 from locustfiles.telemetry import Telemetry
+from locustfiles.timeline import Timeline
 from rehearsal.catalogue import load_catalogue
 from rehearsal.plan import load_plan
 
@@ -44,6 +52,10 @@ def _add_arguments(parser: Any) -> None:
     group.add_argument("--run-dir", default="", help="run directory for the ledger and time series")
     group.add_argument("--officer-password-env", default="REHEARSAL_OFFICER_PASSWORD",
                        help="environment variable holding the officers' password")
+    group.add_argument("--national-url", default="",
+                       help="for a stage with a cutover: the national portal (--host is the legacy one)")
+    group.add_argument("--admin-token-env", default="REHEARSAL_ADMIN_TOKEN",
+                       help="environment variable holding the portal's admin token (if it has one)")
 
 
 @events.init.add_listener
@@ -60,10 +72,17 @@ def _on_init(environment: Environment, **_: Any) -> None:
                      officer_password=os.environ.get(options.officer_password_env, "rehearsal"),
                      worker_index=getattr(environment.runner, "worker_index", 0),
                      worker_count=max(1, int(os.environ.get("REHEARSAL_WORKER_COUNT", "1"))))
+    ctx.portal_url = (environment.host or "").rstrip("/")
     CitizenUser.ctx = ctx
     OfficerUser.ctx = ctx
     OfficerUser.fixed_count = len(stage.units) * stage.officers.per_unit
     environment.rehearsal = ctx  # type: ignore[attr-defined]
+    if not isinstance(environment.runner, WorkerRunner):
+        environment.rehearsal_timeline = Timeline(  # type: ignore[attr-defined]
+            stage, time_scale=plan.time_scale, portal_url=ctx.portal_url, national_url=options.national_url,
+            stage_dir=run_dir / "stages" / stage.name if run_dir else None,
+            admin_token=os.environ.get(options.admin_token_env) or None)
+        environment.rehearsal_timeline.on_switch = lambda url: setattr(telemetry, "portal_url", url)
 
 
 @events.test_start.add_listener
@@ -73,6 +92,30 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         ctx.started_at = time.time()
         ctx.worker_index = getattr(environment.runner, "worker_index", 0)
         ctx.telemetry.start()
+        timeline: Timeline | None = getattr(environment, "rehearsal_timeline", None)
+        if timeline is not None:
+            timeline.start(ctx.started_at)
+        if ctx.stage.citizens.arrival_rate_per_min and not isinstance(environment.runner, MasterRunner):
+            ctx.arrivals = Queue()
+            gevent.spawn(_arrivals, ctx)
+
+
+def _arrivals(ctx: RunContext) -> None:
+    """The open model: Poisson arrivals at the stage's rate (this process's share), one per idle citizen.
+
+    An arrival that finds every citizen of the pool busy is not queued: it is
+    dropped and counted (``arrival_dropped``), as k6 counts dropped iterations.
+    """
+    per_wall_s = ctx.stage.citizens.arrival_rate_per_min * ctx.time_scale / 60 / ctx.worker_count
+    rng = random.Random()
+    start = ctx.lead_wall
+    gevent.sleep(max(0.0, ctx.started_at + start - time.time()))
+    while ctx.filing_open():
+        gevent.sleep(rng.expovariate(per_wall_s))
+        if ctx.idle_citizens > ctx.arrivals.qsize():
+            ctx.arrivals.put_nowait(1)
+        else:
+            ctx.telemetry.emit("arrival_dropped")
 
 
 @events.test_stop.add_listener
@@ -80,6 +123,9 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     ctx: RunContext | None = getattr(environment, "rehearsal", None)
     if ctx is not None:
         ctx.telemetry.stop()
+    timeline: Timeline | None = getattr(environment, "rehearsal_timeline", None)
+    if timeline is not None:
+        timeline.stop()
 
 
 @events.quitting.add_listener
@@ -89,8 +135,33 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         ctx.telemetry.close()
 
 
+def citizens_at(ctx: RunContext, t: float) -> tuple[int, float]:
+    """(citizens wanted, spawn rate) at `t` wall seconds into the stage, from the stage's ramp.
+
+    Before the first step and without a ramp: all ``users`` at ``spawn_rate``.
+    A step ``{to: N, over: D}`` asks for N at the rate that gets there in D;
+    ``{hold: D}`` keeps the count; after the last step the count is held.
+    """
+    load = ctx.stage.citizens
+    if not load.ramp:
+        return load.users, load.spawn_rate
+    at = ctx.lead_wall
+    count = 0
+    for step in load.ramp:
+        span = step.over_s / ctx.time_scale
+        if step.to is not None:
+            rate = abs(step.to - count) / span if span > 0 else load.spawn_rate
+            if t < at + span or span == 0 and t < at:
+                return step.to, max(rate, 0.1)
+            count = step.to
+        elif t < at + span:
+            return count, load.spawn_rate
+        at += span
+    return count, load.spawn_rate
+
+
 class StageShape(LoadTestShape):
-    """Officers first, then citizens; hold through the window and the grace; stop."""
+    """Officers first, then citizens (held, or shaped by the ramp) through the window and the grace; stop."""
 
     def tick(self) -> tuple[int, float, list[type[locust.User]]] | None:
         ctx: RunContext | None = getattr(self.runner.environment, "rehearsal", None) if self.runner else None
@@ -101,6 +172,6 @@ class StageShape(LoadTestShape):
         if t < ctx.lead_wall and officers:
             return officers, max(officers / max(ctx.lead_wall, 1.0), 50.0), [OfficerUser]
         if t < ctx.total_wall:
-            citizens = ctx.stage.citizens.users
-            return officers + citizens, ctx.stage.citizens.spawn_rate, [OfficerUser, CitizenUser]
+            citizens, rate = citizens_at(ctx, t)
+            return officers + citizens, rate, [OfficerUser, CitizenUser]
         return None

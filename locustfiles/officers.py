@@ -18,6 +18,7 @@ from typing import Any
 
 import gevent
 from locust import task
+from locust.exception import RescheduleTask
 
 from .common import PortalUser
 
@@ -48,9 +49,23 @@ class OfficerUser(PortalUser):
                                  json={"username": self.username, "password": self.ctx.officer_password})
         self.signed_in(self.require(status, body, "token")["token"])
 
+    def restore_session(self) -> bool:
+        try:
+            self.sign_in()
+        except RescheduleTask:
+            return False
+        return True
+
     @task
     def work_queue(self) -> None:
         load = self.ctx.stage.officers
+        if self.ctx.absent(self.unit, self.number):
+            # Away (fault: absence): signed out, nothing done at the desk until they are back.
+            if self.token:
+                self.sign_out()
+                self.ctx.telemetry.emit("officer_away", officer=self.username, unit=self.unit)
+            gevent.sleep(load.poll_interval_s / self.ctx.time_scale)
+            return
         if self.token is None:
             self.sign_in()
         status, body = self.call("GET", "/api/officer/queue", name="/api/officer/queue",

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import RehearsalError
+from .errors import RehearsalError, TargetError
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 
@@ -54,12 +54,19 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
     from .targets import resolve_target
 
     plan = load_plan(scenario, time_scale=args.time_scale)
-    for name in args.stage:
+    for name in [*args.stage, *([args.start_from] if args.start_from else [])]:
         plan.stage(name)  # unknown names fail before any load is sent
     target = resolve_target(args.target or plan.target, url=args.target_url, confirmed=args.confirm_target)
+    national_url = None
+    if args.national_url:
+        if target.embedded:
+            raise TargetError("--national-url is for a real target: on the embedded one the harness starts "
+                              "both portals itself")
+        national_url = str(resolve_target(args.target or plan.target, url=args.national_url,
+                                          confirmed=args.confirm_target).url)
     from .report import percent
 
-    result = run_plan(plan, target, only=args.stage or None,
+    result = run_plan(plan, target, only=args.stage or None, start_from=args.start_from, national_url=national_url,
                       reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR)
     summary = result.summary
     for stage in summary["stages"]:
@@ -104,6 +111,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="compress simulated time N times (default: the scenario's)")
     p.add_argument("--stage", action="append", default=[], metavar="NAME",
                    help="run only this stage (repeatable)")
+    p.add_argument("--from", dest="start_from", default=None, metavar="NAME",
+                   help="resume the plan: run this stage and the ones after it")
+    p.add_argument("--national-url", default=None, metavar="URL",
+                   help="for a cutover against real portals: the national portal (the target is the legacy one)")
     p.add_argument("--target", default=None, help="target name from config/targets.yaml (default: the scenario's)")
     p.add_argument("--target-url", default=None, help="override the target's URL (must be on the allowed list)")
     p.add_argument("--confirm-target", action="store_true",

@@ -89,9 +89,12 @@ GATE_METRICS: dict[str, str] = {
     "duplicated_dossiers": "submissions that became more than one dossier on the portal",
     "submitted_dossiers": "dossiers filed in the stage",
     "complete_dossiers": "dossiers of the stage complete (result returned) at the end of the grace",
+    "interruption_s": "cutover: wall seconds from the first to the last failed request of the switch",
+    "migration_found_rate": "cutover: dossiers open on the legacy portal found on the national one (0..1)",
+    "arrivals_dropped": "open model: arrivals that found every citizen of the pool busy",
 }
 #: Metrics that are rates from 0 to 1: a gate on them may be written as a percentage.
-RATE_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "error_rate"})
+RATE_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "error_rate", "migration_found_rate"})
 #: Comparison operators of a gate, longest first (the order the parser tries them).
 GATE_OPS: tuple[str, ...] = ("<=", ">=", "==", "!=", "<", ">")
 
@@ -140,11 +143,29 @@ class UnitSelection:
 
 
 @dataclass(frozen=True)
+class RampStep:
+    """One step of a load shape: go to ``to`` users over ``over_s``, or hold (``to`` None) for ``over_s``."""
+
+    to: int | None
+    over_s: float
+    """Simulated seconds."""
+
+
+@dataclass(frozen=True)
 class CitizenLoad:
-    """The citizens of a stage: a fixed crowd of users with think times (a closed model)."""
+    """The citizens of a stage.
+
+    Closed model (the default): ``users`` citizens started at ``spawn_rate``,
+    each filing a dossier, following it to its result and coming back as the
+    next citizen; ``ramp`` shapes the crowd in steps instead of holding it.
+    Open model: with ``arrival_rate``, new citizens arrive at that rate
+    whatever the portal's speed (like k6's arrival-rate executors); ``users``
+    is then the most visits that can be under way at once, and an arrival
+    that finds them all busy is counted as dropped.
+    """
 
     users: int
-    """How many citizen users run at once (0..100000)."""
+    """How many citizen users run at once (0..100000); with arrival_rate, the most at once."""
     spawn_rate: float
     """Users started per wall-clock second (not scaled)."""
     think_time: ThinkTime
@@ -155,6 +176,10 @@ class CitizenLoad:
     """Size range of each attachment, KiB."""
     follow_interval_s: float = 600.0
     """Simulated seconds between a citizen's checks of their dossier's status."""
+    ramp: tuple[RampStep, ...] = ()
+    """Steps from the start of filing; empty: start all users at spawn_rate and hold them."""
+    arrival_rate_per_min: float | None = None
+    """Open model: new citizens per simulated minute; None is the closed model."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +216,65 @@ class Gate:
     """The name given in the file, else `expr`."""
 
 
+#: Fault kinds a stage can declare; all but ``absence`` are applied by the portal (`rehearsal.portal.faults`).
+FAULT_KINDS = ("latency", "errors", "outage", "slow-agency", "silent-drop", "absence")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault on the stage's timeline: from ``at_s`` for ``for_s`` (None: to the stage's end)."""
+
+    kind: str
+    at_s: float
+    """Simulated seconds from the start of the stage (the officers' sign-in)."""
+    for_s: float | None
+    name: str
+    endpoints: tuple[str, ...] = ()
+    """'METHOD /route' patterns (fnmatch); empty: every endpoint."""
+    delay_s: tuple[float, float] | None = None
+    """latency: fixed (low == high) or uniform, wall-clock seconds (network time is not compressed)."""
+    mean_s: float | None = None
+    """latency: exponential with this mean, wall-clock seconds."""
+    rate: float = 1.0
+    """errors / silent-drop: share of matching requests hit."""
+    status: int = 503
+    """errors: the status answered."""
+    factor: float = 1.0
+    """slow-agency: the second agency takes this many times longer."""
+    units: tuple[int, ...] = ()
+    """absence: units whose officers are away."""
+    officers: int | None = None
+    """absence: officers away per unit; None: all of them."""
+
+    def portal_spec(self) -> dict[str, object]:
+        """What `PUT /api/admin/faults` takes for this fault."""
+        spec: dict[str, object] = {"id": self.name, "kind": self.kind, "endpoints": list(self.endpoints)}
+        if self.kind == "latency":
+            if self.mean_s is not None:
+                spec["mean_s"] = self.mean_s
+            else:
+                spec["delay_s"] = list(self.delay_s or (0.0, 0.0))
+        elif self.kind in ("errors", "silent-drop"):
+            spec.update(rate=self.rate, status=self.status)
+        elif self.kind == "slow-agency":
+            spec["factor"] = self.factor
+        return spec
+
+
+@dataclass(frozen=True)
+class Cutover:
+    """The switch from the legacy (city) portal to the national one, in the middle of a stage."""
+
+    at_s: float
+    """Simulated seconds from the start of the stage."""
+    mode: str = "503"
+    """How the legacy portal turns people away: ``503`` (with Retry-After) or ``redirect`` (308)."""
+    retry_after_s: float = 60.0
+    """Simulated; the header carries it divided by the time scale (at least 1 s)."""
+    migrate: bool = True
+    """Copy legacy's dossiers to national right after closing: every open one, and the finished ones as a record."""
+
+
 @dataclass(frozen=True)
 class Stage:
     """One trial run of the plan (e.g. the 22/6 pilot or the 25/6 full trial)."""
@@ -207,6 +291,14 @@ class Stage:
     citizens: CitizenLoad
     officers: OfficerLoad
     gates: tuple[Gate, ...]
+    faults: tuple[Fault, ...] = ()
+    cutover: Cutover | None = None
+    """If set, the stage starts on the legacy portal and switches to the national one at ``cutover.at_s``."""
+
+    @property
+    def total_s(self) -> float:
+        """Simulated length: officers' lead + filing window + grace."""
+        return self.officers.sign_in_lead_s + self.duration_s + self.grace_s
 
 
 @dataclass(frozen=True)
@@ -337,6 +429,8 @@ def _mapping(ctx: _Ctx, node: yaml.Node, field: str, allowed: tuple[str, ...],
     for key_node, value in explicit + merged:
         key = str(key_node.value)
         where = f"{field}.{key}" if field else key
+        if not field and key.startswith("x-"):
+            continue  # top-level x-… keys hold YAML anchors to share (as in docker-compose files)
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
@@ -448,9 +542,17 @@ def _think_time(ctx: _Ctx, node: yaml.Node, field: str) -> ThinkTime:
 # -- the schema ------------------------------------------------------------------
 
 _TOP_KEYS = ("name", "description", "target", "time_scale", "seed", "stages")
-_STAGE_KEYS = ("name", "description", "units", "duration", "grace", "citizens", "officers", "gates")
+_STAGE_KEYS = ("name", "description", "units", "duration", "grace", "citizens", "officers", "gates", "faults",
+               "cutover")
 _UNIT_KEYS = ("former_province", "type", "codes", "exclude", "sample")
-_CITIZEN_KEYS = ("users", "spawn_rate", "think_time", "other_unit_share", "attachment_kb", "follow_interval")
+_CITIZEN_KEYS = ("users", "spawn_rate", "think_time", "other_unit_share", "attachment_kb", "follow_interval", "ramp",
+                 "arrival_rate")
+_FAULT_KEYS = ("kind", "name", "at", "for", "endpoints", "delay", "rate", "status", "factor", "units", "officers")
+_CUTOVER_KEYS = ("at", "mode", "retry_after", "migrate")
+#: Which keys each fault kind takes besides kind, name, at and for.
+_FAULT_FIELDS = {"latency": ("endpoints", "delay"), "errors": ("endpoints", "rate", "status"), "outage": (),
+                 "slow-agency": ("factor",), "silent-drop": ("rate",), "absence": ("units", "officers")}
+_RATE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|sec|min|m|h|hour)\s*")
 _OFFICER_KEYS = ("per_unit", "think_time", "poll_interval", "supplement_share", "refuse_share", "sign_in_lead")
 
 
@@ -467,22 +569,29 @@ def _choices(ctx: _Ctx, node: yaml.Node, field: str, label: str, allowed: list[s
     return tuple(out)
 
 
-def _codes(ctx: _Ctx, node: yaml.Node, field: str) -> list[tuple[int, yaml.Node]]:
+def _codes(ctx: _Ctx, node: yaml.Node, field: str,
+           within: tuple[int, ...] | None = None) -> list[tuple[int, yaml.Node]]:
     known = units_by_code()
     out = []
     for i, item in enumerate(_list(ctx, node, field, single_ok=True)):
         code = int(_number(ctx, item, f"{field}[{i}]", integer=True, kind="a unit code"))
-        if code not in known:
+        if code not in known or (within is not None and code not in within):
+            if code in known:
+                raise ctx.error(item, f"{field}[{i}]", f"unit {code} does not take part in this stage "
+                                                       f"(expected one of the stage's {len(within or ())} units)")
             raise ctx.error(item, f"{field}[{i}]", f"unknown unit code {code} (expected one of the {len(known)} "
                                                    f"codes of province {PROVINCE_CODE}; see 'rehearse wards')")
         out.append((code, item))
     return out
 
 
-def _units(ctx: _Ctx, node: yaml.Node | None, field: str, *, seed: int,
-           stage: str) -> tuple[tuple[int, ...], UnitSelection]:
-    """The stage's unit codes: (filters AND-ed, or all) + codes - exclude, then a seeded sample."""
-    everyone = load_units()
+def _units(ctx: _Ctx, node: yaml.Node | None, field: str, *, seed: int, stage: str,
+           within: tuple[int, ...] | None = None) -> tuple[tuple[int, ...], UnitSelection]:
+    """The stage's unit codes: (filters AND-ed, or all) + codes - exclude, then a seeded sample.
+
+    `within` limits the choice to those units (a fault's units are the stage's).
+    """
+    everyone = [u for u in load_units() if within is None or u.code in within]
     if _is_null(node):
         return tuple(u.code for u in everyone), UnitSelection()
     assert node is not None
@@ -491,8 +600,8 @@ def _units(ctx: _Ctx, node: yaml.Node | None, field: str, *, seed: int,
                           [v.value for v in FormerProvince]) if "former_province" in m else ())
     types = (_choices(ctx, m["type"], f"{field}.type", "unit type", [v.value for v in UnitType])
              if "type" in m else ())
-    codes = _codes(ctx, m["codes"], f"{field}.codes") if "codes" in m else []
-    exclude = _codes(ctx, m["exclude"], f"{field}.exclude") if "exclude" in m else []
+    codes = _codes(ctx, m["codes"], f"{field}.codes", within) if "codes" in m else []
+    exclude = _codes(ctx, m["exclude"], f"{field}.exclude", within) if "exclude" in m else []
     added = {code for code, _ in codes}
     sample = (int(_number(ctx, m["sample"], f"{field}.sample", integer=True, positive=True))
               if "sample" in m else None)
@@ -540,8 +649,153 @@ def _citizens(ctx: _Ctx, node: yaml.Node, field: str) -> CitizenLoad:
         attachment_kb = (lo, hi)
     follow = (_duration(ctx, c["follow_interval"], f"{field}.follow_interval")
               if "follow_interval" in c else CitizenLoad.follow_interval_s)
+    ramp = _ramp(ctx, c["ramp"], f"{field}.ramp", users) if "ramp" in c else ()
+    arrivals = _arrival_rate(ctx, c["arrival_rate"], f"{field}.arrival_rate") if "arrival_rate" in c else None
+    if ramp and arrivals is not None:
+        raise ctx.error(c["ramp"], f"{field}.ramp", "a ramp shapes a crowd (closed model) and arrival_rate is an "
+                                                    "open model: expected one of them, not both")
     return CitizenLoad(users=users, spawn_rate=spawn_rate, think_time=think_time, other_unit_share=other,
-                       attachment_kb=attachment_kb, follow_interval_s=follow)
+                       attachment_kb=attachment_kb, follow_interval_s=follow, ramp=ramp,
+                       arrival_rate_per_min=arrivals)
+
+
+def _ramp(ctx: _Ctx, node: yaml.Node, field: str, users: int) -> tuple[RampStep, ...]:
+    """``[{to: 600, over: 10m}, {hold: 1h}, {to: 0, over: 10m}]``; ``to`` at most ``users``."""
+    steps = []
+    items = _list(ctx, node, field)
+    if not items:
+        raise ctx.error(node, field, "expected at least one step like {to: 600, over: 10m} or {hold: 30m}")
+    for i, item in enumerate(items):
+        where = f"{field}[{i}]"
+        m = _mapping(ctx, item, where, ("to", "over", "hold"), what="a step ({to: N, over: 10m} or {hold: 30m})")
+        if "hold" in m:
+            if len(m) != 1:
+                raise ctx.error(item, where, "a hold step has only 'hold' (expected {hold: 30m})")
+            steps.append(RampStep(None, _duration(ctx, m["hold"], f"{where}.hold")))
+            continue
+        if "to" not in m:
+            raise ctx.error(item, f"{where}.to", "missing (required): expected {to: N, over: 10m} or {hold: 30m}")
+        to = int(_number(ctx, m["to"], f"{where}.to", integer=True, minimum=0, maximum=users,
+                         why=" (citizens.users is the most a ramp can reach)"))
+        over = _duration(ctx, m["over"], f"{where}.over", allow_zero=True) if "over" in m else 0.0
+        steps.append(RampStep(to, over))
+    return tuple(steps)
+
+
+def _arrival_rate(ctx: _Ctx, node: yaml.Node, field: str) -> float:
+    """New citizens per simulated minute, from ``30/min``, ``2/s``, ``900/h`` or a number (per minute)."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "str":
+        match = _RATE.fullmatch(node.value)
+        if not match:
+            raise ctx.error(node, field, f"expected arrivals like 30/min, 2/s or 900/h; found {node.value!r}")
+        per = {"s": 60, "sec": 60, "min": 1, "m": 1, "h": 1 / 60, "hour": 1 / 60}[match.group(2)]
+        value = float(match.group(1)) * per
+        if value <= 0:
+            raise ctx.error(node, field, f"expected arrivals greater than 0; found {node.value!r}")
+        return value
+    return float(_number(ctx, node, field, positive=True, why=" (new citizens per minute)"))
+
+
+def _faults(ctx: _Ctx, node: yaml.Node | None, field: str, *, seed: int, stage: str, units: tuple[int, ...],
+            total_s: float) -> tuple[Fault, ...]:
+    if _is_null(node):
+        return ()
+    assert node is not None
+    out: list[Fault] = []
+    for i, item in enumerate(_list(ctx, node, field)):
+        where = f"{field}[{i}]"
+        m = _mapping(ctx, item, where, _FAULT_KEYS, required=("kind", "at"), what="a fault")
+        kind = _text(ctx, m["kind"], f"{where}.kind")
+        if kind not in FAULT_KINDS:
+            close = difflib.get_close_matches(kind, FAULT_KINDS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ctx.error(m["kind"], f"{where}.kind", f"unknown fault kind {kind!r} "
+                                                        f"(expected one of: {', '.join(FAULT_KINDS)}){hint}")
+        for key in m:
+            if key not in ("kind", "name", "at", "for") and key not in _FAULT_FIELDS[kind]:
+                takes = ", ".join(_FAULT_FIELDS[kind]) or "nothing more"
+                raise ctx.error(m[key], f"{where}.{key}", f"a {kind} fault does not take {key!r} "
+                                                          f"(it takes kind, name, at, for and {takes})")
+        at = _duration(ctx, m["at"], f"{where}.at", allow_zero=True)
+        if at >= total_s:
+            raise ctx.error(m["at"], f"{where}.at", f"expected a time inside the stage (before "
+                                                    f"{_format_s(total_s)}); found {m['at'].value!r}")
+        length = _duration(ctx, m["for"], f"{where}.for") if "for" in m else None
+        name = _text(ctx, m["name"], f"{where}.name") if "name" in m else f"{kind}@{_format_s(at)}"
+        extra: dict[str, object] = {}
+        if "endpoints" in m:
+            extra["endpoints"] = tuple(_text(ctx, e, f"{where}.endpoints[{j}]")
+                                       for j, e in enumerate(_list(ctx, m["endpoints"], f"{where}.endpoints",
+                                                                   single_ok=True)))
+        if kind == "latency":
+            if "delay" not in m:
+                raise ctx.error(item, f"{where}.delay", "missing (required): expected a delay like 300ms or 2s, "
+                                                        "[low, high] or {mean: 1s}")
+            extra.update(_delay(ctx, m["delay"], f"{where}.delay"))
+        if "rate" in m:
+            extra["rate"] = _share(ctx, m["rate"], f"{where}.rate")
+        if "status" in m:
+            extra["status"] = int(_number(ctx, m["status"], f"{where}.status", integer=True, minimum=400,
+                                          maximum=599, why=" (an HTTP error status)"))
+        if "factor" in m:
+            extra["factor"] = float(_number(ctx, m["factor"], f"{where}.factor", minimum=1, maximum=1000,
+                                            why=" (times slower)"))
+        if kind == "absence":
+            extra["units"], _ = _units(ctx, m.get("units"), f"{where}.units", seed=seed, stage=f"{stage}:{name}",
+                                       within=units)
+            if "officers" in m:
+                extra["officers"] = int(_number(ctx, m["officers"], f"{where}.officers", integer=True, minimum=1,
+                                                maximum=MAX_OFFICERS_PER_UNIT, why=" officers away per unit"))
+        out.append(Fault(kind=kind, at_s=at, for_s=length, name=name, **extra))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _delay(ctx: _Ctx, node: yaml.Node, field: str) -> dict[str, object]:
+    """A latency fault's delay: ``2s``, ``300ms``, ``[100ms, 900ms]`` or ``{mean: 1s}`` (wall-clock)."""
+    def seconds(n: yaml.Node, where: str) -> float:
+        if isinstance(n, yaml.ScalarNode) and n.tag == _TAG + "str" and n.value.strip().endswith("ms"):
+            digits = n.value.strip()[:-2].strip()
+            if not _DECIMAL.fullmatch(digits) or float(digits) < 0:
+                raise ctx.error(n, where, f"expected milliseconds like 300ms; found {n.value!r}")
+            return float(digits) / 1000
+        return _duration(ctx, n, where, allow_zero=True)
+
+    if isinstance(node, yaml.MappingNode):
+        m = _mapping(ctx, node, field, ("mean",), required=("mean",), what="an exponential delay")
+        return {"mean_s": seconds(m["mean"], f"{field}.mean")}
+    if isinstance(node, yaml.SequenceNode):
+        if len(node.value) != 2:
+            raise ctx.error(node, field, f"expected [low, high]; found a list of {len(node.value)}")
+        low, high = (seconds(n, f"{field}[{j}]") for j, n in enumerate(node.value))
+        if low > high:
+            raise ctx.error(node, field, "expected [low, high] with low ≤ high")
+        return {"delay_s": (low, high)}
+    value = seconds(node, field)
+    return {"delay_s": (value, value)}
+
+
+def _cutover(ctx: _Ctx, node: yaml.Node | None, field: str, total_s: float) -> Cutover | None:
+    if _is_null(node):
+        return None
+    assert node is not None
+    m = _mapping(ctx, node, field, _CUTOVER_KEYS, required=("at",))
+    at = _duration(ctx, m["at"], f"{field}.at", allow_zero=True)
+    if at >= total_s:
+        raise ctx.error(m["at"], f"{field}.at", f"expected a time inside the stage (before {_format_s(total_s)}); "
+                                                f"found {m['at'].value!r}")
+    mode = "503"
+    if "mode" in m:
+        mode = _text(ctx, m["mode"], f"{field}.mode")
+        if mode not in ("503", "redirect"):
+            raise ctx.error(m["mode"], f"{field}.mode", f"expected 503 or redirect; found {mode!r}")
+    retry = _duration(ctx, m["retry_after"], f"{field}.retry_after", allow_zero=True) if "retry_after" in m else 60.0
+    migrate = True
+    if "migrate" in m:
+        if m["migrate"].tag != _TAG + "bool":
+            raise ctx.error(m["migrate"], f"{field}.migrate",
+                            f"expected true or false; found {_describe(m['migrate'])}")
+        migrate = m["migrate"].value.lower() in ("true", "yes", "on")
+    return Cutover(at_s=at, mode=mode, retry_after_s=retry, migrate=migrate)
 
 
 def _officers(ctx: _Ctx, node: yaml.Node | None, field: str) -> OfficerLoad:
@@ -651,13 +905,16 @@ def _stage(ctx: _Ctx, node: yaml.Node, field: str, *, seed: int, time_scale: flo
     citizens = _citizens(ctx, m["citizens"], f"{field}.citizens")
     officers = _officers(ctx, m.get("officers"), f"{field}.officers")
     gates = _gates(ctx, m.get("gates"), f"{field}.gates")
+    total_s = officers.sign_in_lead_s + duration + grace
+    faults = _faults(ctx, m.get("faults"), f"{field}.faults", seed=seed, stage=name, units=units, total_s=total_s)
+    cutover = _cutover(ctx, m.get("cutover"), f"{field}.cutover", total_s)
     if citizens.users == 0 and officers.per_unit == 0:
         raise ctx.error(node, field, "the stage has no users (citizens.users and officers.per_unit are both 0)")
     # Citizens are started at spawn_rate once the officers' lead is over (with no lead, officers
     # are started with them): a crowd that cannot all arrive inside the window is not the plan written.
     starting = citizens.users + (0 if officers.sign_in_lead_s else officers.per_unit * len(units))
     window = duration / time_scale
-    if starting / citizens.spawn_rate > window:
+    if not citizens.ramp and starting / citizens.spawn_rate > window:
         raise ctx.error(_mapping(ctx, m["citizens"], f"{field}.citizens", _CITIZEN_KEYS)["spawn_rate"],
                         f"{field}.citizens.spawn_rate",
                         f"{starting} users at {citizens.spawn_rate:g} per second take "
@@ -665,7 +922,8 @@ def _stage(ctx: _Ctx, node: yaml.Node, field: str, *, seed: int, time_scale: flo
                         f"{_format_s(window)} wall-clock filing window ({_format_s(duration)} at time scale "
                         f"x{time_scale:g}); raise spawn_rate or lower users")
     return Stage(name=name, description=description, units=units, unit_selection=selection,
-                 duration_s=duration, grace_s=grace, citizens=citizens, officers=officers, gates=gates)
+                 duration_s=duration, grace_s=grace, citizens=citizens, officers=officers, gates=gates,
+                 faults=faults, cutover=cutover)
 
 
 def load_plan(path: str | Path, *, time_scale: float | None = None) -> Plan:
@@ -732,7 +990,9 @@ def describe_plan(plan: Plan) -> list[str]:
         lines.append(f"  {s.name}: {len(s.units)} units, {s.officers.per_unit * len(s.units)} officers "
                      f"({s.officers.per_unit}/unit), {s.citizens.users} citizens; {parts} = "
                      f"{_format_s(simulated)} simulated, {_format_s(plan.wall_s(simulated))} wall-clock; "
-                     f"{len(s.gates)} gate(s)")
+                     f"{len(s.gates)} gate(s)"
+                     + (f", {len(s.faults)} fault(s)" if s.faults else "")
+                     + (f", cutover at {_format_s(s.cutover.at_s)}" if s.cutover else ""))
     return lines
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import LOCUSTFILES_DIR, REPORTS_DIR, __version__
+from .cutover import cutover_summary
 from .errors import PortalError, RunError
 from .ledger import read_events
 from .plan import Plan, Stage
@@ -57,27 +59,31 @@ def new_run_dir(plan: Plan, reports_dir: Path = REPORTS_DIR) -> Path:
 class PortalProcess:
     """The embedded reference portal, in its own process, on an ephemeral loopback port."""
 
-    def __init__(self, run_dir: Path, *, time_scale: float, officers_per_unit: int) -> None:
+    def __init__(self, run_dir: Path, *, time_scale: float, officers_per_unit: int, face: str = "national") -> None:
         self.run_dir = run_dir
         self.time_scale = time_scale
         self.officers_per_unit = officers_per_unit
+        self.face = face
+        #: portal.sqlite / portal.log for the national face; legacy.sqlite / legacy.log for the city portal.
+        self.stem = "portal" if face == "national" else face
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
 
     def start(self, timeout: float = 60.0) -> str:
-        port_file = self.run_dir / "portal.port"
+        port_file = self.run_dir / f"{self.stem}.port"
         port_file.unlink(missing_ok=True)
-        log = (self.run_dir / "portal.log").open("ab")
+        log = (self.run_dir / f"{self.stem}.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rehearsal.portal", "--host", "127.0.0.1", "--port", "0",
-             "--port-file", str(port_file), "--db", str(self.run_dir / "portal.sqlite"),
-             "--time-scale", str(self.time_scale), "--officers-per-unit", str(self.officers_per_unit)],
+             "--port-file", str(port_file), "--db", str(self.run_dir / f"{self.stem}.sqlite"),
+             "--time-scale", str(self.time_scale), "--officers-per-unit", str(self.officers_per_unit),
+             "--face", self.face],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RunError(f"the reference portal exited at start (code {self.proc.returncode}); "
-                               f"see {self.run_dir / 'portal.log'}")
+                               f"see {self.run_dir / (self.stem + '.log')}")
             text = port_file.read_text().strip() if port_file.exists() else ""
             if text:
                 self.url = f"http://127.0.0.1:{int(text)}"
@@ -85,7 +91,8 @@ class PortalProcess:
                     return self.url
             time.sleep(0.1)
         self.stop()
-        raise RunError(f"the reference portal did not answer within {timeout:.0f} s; see {self.run_dir / 'portal.log'}")
+        raise RunError(f"the reference portal did not answer within {timeout:.0f} s; "
+                       f"see {self.run_dir / (self.stem + '.log')}")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -119,7 +126,7 @@ class RunResult:
 
 
 def _progress_line(stage: Stage, plan: Plan, row: dict[str, Any] | None, elapsed: float) -> str:
-    total = (stage.officers.sign_in_lead_s + stage.duration_s + stage.grace_s) / plan.time_scale
+    total = stage.total_s / plan.time_scale
     if not row:
         return f"[{stage.name}] {elapsed:5.0f}/{total:.0f} s  starting…"
     sub, done = row.get("submitted", 0), row.get("complete", 0)
@@ -142,8 +149,11 @@ def print_progress(line: str, final: bool) -> None:
 
 
 def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
-              env: dict[str, str] | None = None) -> bool:
-    """One stage in a Locust process; True if it ran to its planned end."""
+              env: dict[str, str] | None = None, national_url: str | None = None) -> bool:
+    """One stage in a Locust process; True if it ran to its planned end.
+
+    For a stage with a cutover, `url` is the legacy portal and `national_url` the one it moves to.
+    """
     stage_dir = run_dir / "stages" / stage.name
     stage_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py"), "--headless",
@@ -152,7 +162,9 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
            "--csv", str(stage_dir / "locust"), "--csv-full-history", "--only-summary",
            "--loglevel", "WARNING", "--logfile", str(stage_dir / "locust.log"),
            "--exit-code-on-error", "0"]
-    budget = (stage.officers.sign_in_lead_s + stage.duration_s + stage.grace_s) / plan.time_scale
+    if national_url:
+        cmd += ["--national-url", national_url]
+    budget = stage.total_s / plan.time_scale
     started = time.monotonic()
     with (stage_dir / "locust.out").open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -188,8 +200,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def reconcile_stage(run_dir: Path, stage: Stage, url: str, admin_token: str | None = None) -> Reconciliation:
+def reconcile_stage(run_dir: Path, stage: Stage, url: str, admin_token: str | None = None,
+                    legacy_url: str | None = None) -> Reconciliation:
+    """The stage's ledger against the portal; after a cutover, against both portals.
+
+    A dossier the national portal holds is judged by its national record (a
+    migrated one has moved on there); one only the legacy portal holds (it
+    was complete at the switch, so it was not migrated) by its legacy record.
+    """
     rows = fetch_portal_dossiers(url, admin_token=admin_token)
+    if legacy_url:
+        national_ids = {r["id"] for r in rows}
+        rows += [r for r in fetch_portal_dossiers(legacy_url, admin_token=admin_token) if r["id"] not in national_ids]
     return reconcile(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"), rows)
 
 
@@ -200,13 +222,22 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     tmp.replace(run_dir / "summary.json")
 
 
-def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None,
+def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, start_from: str | None = None,
              reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
-             target_env: dict[str, str] | None = None) -> RunResult:
-    """Run the plan's stages in order (or only those named) and write the run directory."""
+             target_env: dict[str, str] | None = None, national_url: str | None = None) -> RunResult:
+    """Run the plan's stages in order (or only those named, or from one on) and write the run directory.
+
+    On the embedded target, a plan with a cutover gets two reference portals:
+    ``legacy`` (the city portal, ``legacy.sqlite``) for the stages up to and
+    including the cutover, and ``national`` (``portal.sqlite``) for the rest.
+    On another target, `national_url` names the portal the cutover moves to
+    (the target's own URL being the legacy one).
+    """
     from .report import build_report
 
-    stages = [s for s in plan.stages if not only or s.name in only]
+    names = [s.name for s in plan.stages]
+    first = names.index(start_from) if start_from else 0
+    stages = [s for s in plan.stages[first:] if not only or s.name in only]
     run_dir = new_run_dir(plan, reports_dir)
     shutil.copyfile(plan.source, run_dir / "scenario.yaml")
     started = time.time()
@@ -216,33 +247,55 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None,
         "verdict": "INCOMPLETE", "stages": [], "harness_version": __version__,
     }
     write_summary(run_dir, summary)
-    portal = None
+    portals: list[PortalProcess] = []
     result = RunResult(run_dir=run_dir, summary=summary)
     complete = False
+    if start_from:
+        summary["started_from"] = start_from
     try:
+        legacy_url: str | None = None
         if target.embedded:
-            portal = PortalProcess(run_dir, time_scale=plan.time_scale,
-                                   officers_per_unit=max(s.officers.per_unit for s in plan.stages))
-            url = portal.start()
+            per_unit = max(s.officers.per_unit for s in plan.stages)
+            portals.append(PortalProcess(run_dir, time_scale=plan.time_scale, officers_per_unit=per_unit))
+            url = portals[0].start()
+            if any(s.cutover for s in stages):
+                portals.append(PortalProcess(run_dir, time_scale=plan.time_scale, officers_per_unit=per_unit,
+                                             face="legacy"))
+                legacy_url = portals[1].start()
         else:
-            url = str(target.url)
+            url = national_url or str(target.url)
+            legacy_url = str(target.url) if national_url else None
+        # Before the cutover the city portal takes the load; after it, the national one.
+        on_legacy = legacy_url is not None and any(s.cutover for s in stages)
         for stage in stages:
             finished = False
+            stage_url = legacy_url if on_legacy and legacy_url else url
             try:
-                finished = run_stage(plan, stage, run_dir, url, progress=progress, env=target_env)
+                if stage.cutover and not legacy_url:
+                    raise RunError(f"stage {stage.name!r} has a cutover: give the national portal's address "
+                                   f"with --national-url (the target is the legacy one)")
+                finished = run_stage(plan, stage, run_dir, str(stage_url), progress=progress, env=target_env,
+                                     national_url=url if stage.cutover else None)
             finally:
-                rec = None
+                rec, cut = None, None
+                stage_dir = run_dir / "stages" / stage.name
+                events = list(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"))
                 try:
-                    rec = reconcile_stage(run_dir, stage, url)
+                    rec = reconcile_stage(run_dir, stage, url if stage.cutover or not on_legacy else str(stage_url),
+                                          legacy_url=legacy_url if stage.cutover else None)
                     result.stages[stage.name] = rec
+                    if stage.cutover:
+                        cut = cutover_summary(stage_dir, events, fetch_portal_dossiers(url))
                 except PortalError as exc:
                     summary.setdefault("errors", []).append(f"{stage.name}: {exc}")
-                summary["stages"].append(stage_summary(stage, run_dir / "stages" / stage.name, rec,
-                                                       finished=finished))
+                summary["stages"].append(stage_summary(stage, stage_dir, rec, finished=finished, cutover=cut,
+                                                       counts=Counter(e.get("kind") for e in events)))
                 write_summary(run_dir, summary)
+            if stage.cutover:
+                on_legacy = False
         complete = True
     finally:
-        if portal:
+        for portal in portals:
             portal.stop()
         summary["finished_at"] = _utc(time.time())
         summary["verdict"] = run_verdict(summary["stages"], complete=complete and

@@ -61,9 +61,20 @@ def completion_target(stage: Stage) -> float:
     return DEFAULT_COMPLETION_TARGET
 
 
+def read_markers(path: Path) -> list[dict[str, Any]]:
+    """The stage's fault and cutover markers (``markers.jsonl``), torn last line ignored."""
+    return read_timeseries(path)
+
+
 def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
-                  finished: bool) -> dict[str, Any]:
-    """One stage's entry of ``summary.json``; ``verdict`` is INCOMPLETE if it did not finish."""
+                  finished: bool, cutover: dict[str, Any] | None = None,
+                  counts: dict[str, int] | None = None) -> dict[str, Any]:
+    """One stage's entry of ``summary.json``; ``verdict`` is INCOMPLETE if it did not finish.
+
+    `cutover` is `rehearsal.cutover.cutover_summary`'s figures; `counts` the
+    ledger's event counts by kind (for dropped arrivals and absences).
+    """
+    counts = counts or {}
     series = read_timeseries(stage_dir / "timeseries.jsonl")
     stats = read_locust_stats(stage_dir / "locust_stats.csv")
     total = stats.pop("Aggregated", {"count": 0, "failures": 0, "p50_ms": None, "p95_ms": None,
@@ -90,6 +101,9 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "duplicated_dossiers": rec.duplicated if rec else None,
         "submitted_dossiers": rec.submitted if rec else None,
         "complete_dossiers": rec.complete if rec else None,
+        "interruption_s": cutover.get("interruption_s") if cutover else None,
+        "migration_found_rate": cutover.get("migration_found_rate") if cutover else None,
+        "arrivals_dropped": counts.get("arrival_dropped", 0),
     }
     gates: list[GateResult] = evaluate(stage.gates, metrics)
     if not finished or rec is None:
@@ -113,9 +127,14 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "requests_total": total,
         "error_rate": error_rate,
         "gates": [g.as_dict() for g in gates],
-        "lost_ids": rec.lost[:100] if rec else [],
+        "lost_ids": rec.lost[:10_000] if rec else [],
         "unit_results": {str(k): v.as_dict() for k, v in sorted(rec.units.items())} if rec else {},
         "duration_s": stage.duration_s, "grace_s": stage.grace_s,
+        "faults": [{"name": f.name, "kind": f.kind, "at_s": f.at_s, "for_s": f.for_s,
+                    **({"units": list(f.units)} if f.kind == "absence" else {})} for f in stage.faults],
+        "markers": read_markers(stage_dir / "markers.jsonl"),
+        "cutover": cutover,
+        "arrivals_dropped": counts.get("arrival_dropped", 0),
     }
 
 

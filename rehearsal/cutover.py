@@ -1,0 +1,91 @@
+"""The cutover's figures, from what the stage left on disk and the national portal's records.
+
+``stages/<stage>/cutover.json`` (written by `locustfiles.timeline`) says
+when the legacy portal closed, which dossiers were open on it and were
+migrated; the ledger has every failed request and every session lost and
+re-established; the national portal's export says which migrated dossiers
+it really holds and how far they have got.
+
+**Interruption window**: from the first failed request at or after the
+close to the last failed request of the same burst (failures no more than
+`BURST_GAP_S` wall seconds apart), in wall seconds; 0 if nothing failed.
+Failures long after the switch belong to something else and are not counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .ledger import Event
+
+#: Two failed requests further apart than this (wall seconds) are not one interruption.
+BURST_GAP_S = 10.0
+#: A failure this long before the recorded close still belongs to it (clocks of two processes).
+CLOCK_SLACK_S = 1.0
+COMPLETE = (3, 10)
+
+
+def read_cutover(stage_dir: Path) -> dict[str, Any] | None:
+    path = stage_dir / "cutover.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def interruption(failures: Iterable[float], closed_at: float) -> tuple[float, int, float | None, float | None]:
+    """(window seconds, failed requests in it, first, last) of the burst of failures after `closed_at`."""
+    times = sorted(t for t in failures if t >= closed_at - CLOCK_SLACK_S)
+    if not times:
+        return 0.0, 0, None, None
+    first = last = times[0]
+    count = 1
+    for t in times[1:]:
+        if t - last > BURST_GAP_S:
+            break
+        last, count = t, count + 1
+    return round(last - first, 3), count, first, last
+
+
+def cutover_summary(stage_dir: Path, events: Iterable[Event], national_rows: Iterable[dict[str, Any]]
+                    ) -> dict[str, Any] | None:
+    """The ``cutover`` entry of a stage in summary.json, or None if the stage had no cutover."""
+    record = read_cutover(stage_dir)
+    if record is None:
+        return None
+    failures, lost, restored, moved = [], 0, 0, 0
+    for e in events:
+        kind = e.get("kind")
+        if kind == "request_failed":
+            failures.append(float(e["t"]))
+        elif kind == "session_lost":
+            lost += 1
+        elif kind == "session_restored":
+            restored += 1
+        elif kind == "portal_moved":
+            moved += 1
+    national = {r["id"]: r for r in national_rows}
+    ids = record.get("ids", [])
+    found = [i for i in ids if i in national]
+    out: dict[str, Any] = {
+        "mode": record.get("mode"), "closed_at": record.get("closed_at"), "error": record.get("error"),
+        "migration_s": (round(record["migrated_at"] - record["closed_at"], 3)
+                        if record.get("migrated_at") and record.get("closed_at") else None),
+        "open_at_close": record.get("open_at_close"), "migrated": record.get("imported"),
+        "finished_copied": record.get("finished_copied"),
+        "found_on_national": len(found),
+        "migration_found_rate": (len(found) / len(ids) if ids else (1.0 if "ids" in record else None)),
+        "migrated_complete": sum(1 for i in found if national[i]["status"] in COMPLETE),
+        "sessions_lost": lost, "sessions_restored": restored, "processes_moved": moved,
+        "interruption_s": None, "interruption_failures": 0,
+    }
+    if record.get("closed_at"):
+        window, count, first, last = interruption(failures, float(record["closed_at"]))
+        out.update(interruption_s=window, interruption_failures=count, interruption_first=first,
+                   interruption_last=last)
+    return out
