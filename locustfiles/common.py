@@ -84,6 +84,10 @@ class PortalUser(FastHttpUser):
                 if self.ctx.moved_to(moved):
                     self.ctx.telemetry.emit("portal_moved", user=self.who(), portal=self.ctx.portal_url)
                 self.lose_session()
+            elif status == 401 and self.token and not path.startswith("/api/auth/"):
+                # The portal no longer knows this session (expired, or a load balancer moved us to
+                # another portal): sign in again before the next call.
+                self.lose_session()
             if status in ok or status in expect:
                 resp.success()
             else:
@@ -123,6 +127,12 @@ class PortalUser(FastHttpUser):
         SIGNED_IN.discard(self)
 
     def on_stop(self) -> None:
+        # Sign out when the stage stops this user, as a person closing the tab would not, but as a
+        # rehearsal must: otherwise the portal counts these sessions as active into the next stage.
+        try:
+            self.sign_out()
+        except Exception:  # noqa: BLE001 (stopping: a failed logout is not worth a traceback)
+            pass
         SIGNED_IN.discard(self)
 
     def require(self, status: int, body: Any, *fields: str) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Telemetry:
         self.is_sink = not isinstance(environment.runner, WorkerRunner)
         self.node_sessions: dict[str, int] = {}
         self.counts = {"submitted": 0, "complete": 0, "events": 0}
+        self.filed: set[int] = set()
         self.ledger: LedgerWriter | None = None
         self.series = None
         if self.is_sink and run_dir is not None:
@@ -90,7 +91,9 @@ class Telemetry:
         for e in events:
             if e["kind"] == "submitted":
                 self.counts["submitted"] += 1
-            elif e["kind"] in COMPLETE_KINDS:
+                self.filed.add(e["id"])
+            elif e["kind"] in COMPLETE_KINDS and e.get("id") in self.filed:
+                # Only this stage's dossiers: officers also finish what earlier stages left open.
                 self.counts["complete"] += 1
         self.counts["events"] += len(events)
         if self.ledger is not None:

@@ -714,7 +714,7 @@ def _faults(ctx: _Ctx, node: yaml.Node | None, field: str, *, seed: int, stage: 
         for key in m:
             if key not in ("kind", "name", "at", "for") and key not in _FAULT_FIELDS[kind]:
                 takes = ", ".join(_FAULT_FIELDS[kind]) or "nothing more"
-                raise ctx.error(m[key], f"{where}.{key}", f"a {kind} fault does not take {key!r} "
+                raise ctx.error(m[key], f"{where}.{key}", f"a fault of kind {kind} does not take {key!r} "
                                                           f"(it takes kind, name, at, for and {takes})")
         at = _duration(ctx, m["at"], f"{where}.at", allow_zero=True)
         if at >= total_s:

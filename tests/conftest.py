@@ -118,3 +118,39 @@ def multipart():
         fields += [(name, (f"{name}.pdf", content, "application/pdf")) for name, content in files.items()]
         return fields
     return build
+
+
+def ensure_system_package(binary: str, package: str) -> str:
+    """The path of `binary`, installing Debian's `package` first if it is missing (the test set-up's job).
+
+    CI runs in a fresh machine where only Python is there; the README's test
+    command must still find nginx and chromium, so the tests that need them
+    install them (as root, with apt-get) the first time. A machine where that
+    cannot be done fails the test with the reason: never a silent skip.
+    """
+    import shutil
+
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.fail(f"{binary} is needed and not installed; install Debian's {package} (apt-get install {package})")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    if subprocess.run(cmd, capture_output=True, env=env, timeout=900).returncode != 0:
+        subprocess.run(["apt-get", "update"], capture_output=True, env=env, timeout=900)
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if result.returncode != 0:
+            pytest.fail(f"apt-get install {package} failed: {result.stderr[-500:]}")
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+    if not found:
+        pytest.fail(f"{package} installed but {binary} is not on the PATH")
+    return found
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

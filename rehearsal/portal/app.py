@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import re
 import secrets
 import sqlite3
@@ -36,6 +37,7 @@ STATUS_NAMES = {
     8: "Dừng xử lý", 9: "Đã xử lý xong", 10: "Đã trả kết quả",
 }
 COMPLETE = (3, 10)
+log = logging.getLogger("rehearsal.portal")
 _ID_NUMBER = re.compile(r"^\d{12}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PHONE = re.compile(r"^0\d{9,10}$")
@@ -395,6 +397,7 @@ def create_app(settings: PortalSettings) -> Flask:
                 for table, column in (("attachments", "dossier_id"), ("history", "dossier_id"), ("dossiers", "id")):
                     db.execute(f"DELETE FROM {table} WHERE {column} = ?", (dossier_id,))
             faults.dropped.append(dossier_id)
+            log.warning("fault silent-drop: dossier %d answered 201 and deleted", dossier_id)
         return jsonify(id=dossier_id, code=code, status=status, fee_vnd=proc.fee_vnd,
                        payment_required=status == 6), 201
 

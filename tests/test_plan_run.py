@@ -1,0 +1,234 @@
+"""Staged plans for real: the cutover, faults on the timeline, ramps and arrivals, --from, Ctrl-C.
+
+Every run is a real reference portal (two for a cutover) and a real Locust
+process, a few units and a few dozen users, time compressed 120×, each
+under 60 s.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rehearsal.ledger import read_events
+
+ROOT = Path(__file__).resolve().parent.parent
+UNITS = [26506, 26536, 25747, 26737, 27676, 26732]
+
+HEAD = """\
+name: {name}
+target: reference
+time_scale: 120
+seed: 5
+stages:
+"""
+STAGE = """\
+  - name: {name}
+    units: {{codes: {units}}}
+    duration: {duration}
+    grace: {grace}
+    citizens:
+      users: {citizens}
+      spawn_rate: 50
+      think_time: [30s, 1m]
+      follow_interval: 1m
+{citizens_extra}    officers:
+      per_unit: 2
+      think_time: [10s, 30s]
+      poll_interval: 30s
+      supplement_share: 0.1
+      sign_in_lead: 1m
+{extra}"""
+
+
+def _stage(name: str, *, units: list[int] = UNITS, duration: str = "30m", grace: str = "20m", citizens: int = 30,
+           citizens_extra: str = "", extra: str = "") -> str:
+    return STAGE.format(name=name, units=units, duration=duration, grace=grace, citizens=citizens,
+                        citizens_extra=citizens_extra, extra=extra)
+
+
+def _plan(tmp_path: Path, name: str, *stages: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(HEAD.format(name=name) + "".join(stages), encoding="utf-8")
+    return path
+
+
+def _run(plan: Path, *args: str, timeout: float = 180) -> tuple[subprocess.CompletedProcess[str], Path, dict]:
+    reports = plan.parent / "reports"
+    proc = subprocess.run([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--reports-dir", str(reports),
+                           *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    run_dir = sorted(reports.iterdir())[-1]
+    return proc, run_dir, json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+
+
+def _portal_ids(db: Path) -> set[int]:
+    with sqlite3.connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT id FROM dossiers")}
+
+
+def test_cutover_on_the_reference_portals(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "cut", _stage("cut", duration="40m", citizens=40, extra="""\
+    cutover: {at: 20m, mode: redirect, retry_after: 1m}
+    gates: [migration_found_rate == 100%, lost_dossiers == 0, duplicated_dossiers == 0, interruption_s <= 30]
+"""), _stage("after", units=UNITS[:2], duration="10m", grace="10m", citizens=8,
+             extra="    gates: [lost_dossiers == 0]\n"))
+    proc, run_dir, summary = _run(plan)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cut, after = summary["stages"]
+    c = cut["cutover"]
+    assert c["mode"] == "redirect" and c["error"] is None
+    assert c["open_at_close"] > 0 and c["found_on_national"] == c["open_at_close"]
+    assert c["migration_found_rate"] == 1.0 and cut["dossiers"]["duplicated"] == 0
+    # Everyone signed in on the legacy portal lost that session and signed in again on the national one.
+    assert c["sessions_lost"] > 0 and c["sessions_restored"] >= c["sessions_lost"] * 0.9
+    assert c["interruption_s"] is not None and c["interruption_s"] <= 30
+    assert [m["kind"] for m in cut["markers"]] == ["cutover_close", "migration_done"]
+    # Dossiers filed before the close are on the legacy portal; after it, on the national one;
+    # every open one of the legacy portal also on the national one; none lost.
+    events = list(read_events(run_dir / "ledger" / "cut.jsonl"))
+    filed = [(e["t"], e["id"]) for e in events if e["kind"] == "submitted"]
+    national, legacy = _portal_ids(run_dir / "portal.sqlite"), _portal_ids(run_dir / "legacy.sqlite")
+    closed = c["closed_at"]
+    assert any(t < closed for t, _ in filed) and any(t > closed for t, _ in filed)
+    assert all(i in legacy for t, i in filed if t < closed - 1)
+    assert all(i in national for t, i in filed if t > closed + 1)
+    assert {i for _, i in filed} <= national | legacy
+    # The next stage runs on the national portal only.
+    assert after["verdict"] == "GO" and after["cutover"] is None
+    after_ids = {e["id"] for e in read_events(run_dir / "ledger" / "after.jsonl") if e["kind"] == "submitted"}
+    assert after_ids and after_ids <= national and not after_ids & legacy
+
+
+def test_officers_away_sink_the_stage_and_the_units_are_named(tmp_path: Path) -> None:
+    away = UNITS[:3]
+    plan = _plan(tmp_path, "absent", _stage("absent", citizens=36, extra=f"""\
+    faults:
+      - {{kind: absence, at: 0s, units: {{codes: {away}}}}}
+    gates: [completion_rate >= 90%, lost_dossiers == 0]
+"""))
+    proc, run_dir, summary = _run(plan)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "gate failed: completion_rate >= 90%" in proc.stdout
+    stage = summary["stages"][0]
+    assert stage["verdict"] == "NO-GO" and stage["dossiers"]["lost"] == 0
+    assert set(stage["units_below_target"]) == {u for u in away if stage["unit_results"][str(u)]["submitted"]}
+    assert set(stage["units_below_target"]) and all(
+        stage["unit_results"][str(u)]["completion_rate"] >= 0.9 for u in UNITS[3:]
+        if stage["unit_results"].get(str(u), {}).get("submitted"))
+    away_events = [e for e in read_events(run_dir / "ledger" / "absent.jsonl") if e["kind"] == "officer_away"]
+    assert {e["unit"] for e in away_events} == set(away)
+
+
+def test_silent_drop_is_reported_as_exactly_the_dropped_dossiers(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "drop", _stage("drop", duration="20m", grace="10m", citizens=30, extra="""\
+    faults:
+      - {kind: silent-drop, at: 1m, rate: 10%}
+    gates: [lost_dossiers == 0]
+"""))
+    proc, run_dir, summary = _run(plan)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    # The portal's own account of what it deleted, from its log, not from our reconciliation.
+    dropped = {int(n) for n in re.findall(r"silent-drop: dossier (\d+)", (run_dir / "portal.log").read_text())}
+    stage = summary["stages"][0]
+    assert dropped, "10% of the dossiers should have been dropped"
+    assert set(stage["lost_ids"]) == dropped and stage["dossiers"]["lost"] == len(dropped)
+    assert stage["gates"][0] == {"name": "lost_dossiers == 0", "expr": "lost_dossiers == 0",
+                                 "observed": len(dropped), "passed": False}
+
+
+def test_latency_errors_outage_and_slow_agency_on_the_timeline(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "faults", _stage("faults", duration="30m", grace="10m", citizens=30, extra="""\
+    faults:
+      - {name: slow forms, kind: latency, at: 0s, endpoints: ["GET /api/procedures/<code>"], delay: 250ms}
+      - {name: flaky search, kind: errors, at: 0s, endpoints: ["GET /api/procedures"], rate: 50%, status: 500}
+      - {name: blackout, kind: outage, at: 15m, for: 2m}
+      - {name: slow agency, kind: slow-agency, at: 0s, factor: 3}
+"""))
+    proc, run_dir, summary = _run(plan)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # no gates: GO whatever was measured
+    stage = summary["stages"][0]
+    requests = stage["requests"]
+    assert requests["GET /api/procedures/[code]"]["p50_ms"] >= 250
+    assert requests["GET /api/officer/queue"]["p50_ms"] < 250  # not a chosen endpoint
+    search = requests["GET /api/procedures?q"]
+    assert 0.3 < search["failures"] / search["count"] < 0.7
+    markers = [(m["kind"], m["name"]) for m in stage["markers"]]
+    assert ("fault_start", "blackout") in markers and ("fault_end", "blackout") in markers
+    assert {name for _, name in markers} == {"slow forms", "flaky search", "blackout", "slow agency"}
+    start = next(m["t"] for m in stage["markers"] if m["name"] == "blackout" and m["kind"] == "fault_start")
+    end = next(m["t"] for m in stage["markers"] if m["name"] == "blackout" and m["kind"] == "fault_end")
+    assert 0.5 < end - start < 1.5  # 2 simulated minutes at 120×
+    failed = [e for e in read_events(run_dir / "ledger" / "faults.jsonl")
+              if e["kind"] == "request_failed" and e.get("error") == "outage"]
+    assert failed and all(start - 0.5 <= e["t"] <= end + 0.5 for e in failed)
+    # Liên thông dossiers waited 3 × 10 min at the second agency (history: transfer to take-back).
+    with sqlite3.connect(run_dir / "portal.sqlite") as db:
+        waits = db.execute(
+            "SELECT (julianday(b.at) - julianday(a.at)) * 86400 FROM history a JOIN history b "
+            "ON a.dossier_id = b.dossier_id AND a.note LIKE 'chuyển %' AND b.note = 'nhận lại từ cơ quan phối hợp'"
+        ).fetchall()
+    assert waits and min(w for (w,) in waits) >= 3 * 600 / 120 - 0.1
+
+
+def test_ramp_open_model_and_resume_from_a_stage(tmp_path: Path) -> None:
+    plan = _plan(
+        tmp_path, "shapes",
+        _stage("ramp", duration="30m", grace="5m", citizens=40, citizens_extra="""\
+      ramp:
+        - {to: 10, over: 4m}
+        - {hold: 8m}
+        - {to: 40, over: 4m}
+"""),
+        _stage("arrivals", duration="20m", grace="10m", citizens=6, citizens_extra="""\
+      arrival_rate: 3/min
+"""))
+    proc, run_dir, summary = _run(plan)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ramp, arrivals = summary["stages"]
+    series = [json.loads(line) for line in (run_dir / "stages" / "ramp" / "timeseries.jsonl").read_text().splitlines()]
+    officers = 2 * len(UNITS)
+    citizens = [r["users"] - officers for r in series]
+    # Held at 10 in the middle (after 1m lead + 4m ramp, before 13m) and at 40 at the end.
+    t0 = series[0]["t"] - 2
+    middle = [c for r, c in zip(series, citizens) if t0 + 4 < r["t"] < t0 + 6]
+    assert middle and set(middle) == {10}
+    assert max(citizens) == 40
+    # Open model: a pool of 6 citizens and arrivals at 3/min (6/s wall) cannot all be served.
+    assert arrivals["dossiers"]["submitted"] > 0 and arrivals["arrivals_dropped"] > 0
+    # Resume: only the named stage and the ones after it.
+    proc, run_dir, summary = _run(plan, "--from", "arrivals")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [s["name"] for s in summary["stages"]] == ["arrivals"] and summary["started_from"] == "arrivals"
+
+
+def test_ctrl_c_mid_stage_keeps_what_was_measured(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "stop", _stage("stop", duration="2h", grace="0s", citizens=30))
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--reports-dir", str(reports)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    ledger = None
+    while time.monotonic() < deadline:
+        runs = list(reports.iterdir()) if reports.exists() else []
+        ledger = runs[0] / "ledger" / "stop.jsonl" if runs else None
+        if ledger and ledger.exists() and any(e["kind"] == "submitted" for e in read_events(ledger)):
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 2, out + err
+    assert "interrupted" in err and "Traceback" not in err
+    run_dir = ledger.parent.parent
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["verdict"] == "INCOMPLETE" and summary["finished_at"]
+    stage = summary["stages"][0]
+    assert stage["verdict"] == "INCOMPLETE" and stage["dossiers"]["submitted"] > 0
+    assert stage["dossiers"]["lost"] == 0
+    assert (run_dir / "stages" / "stop" / "locust_stats.csv").exists()
+    assert "INCOMPLETE" in (run_dir / "index.html").read_text(encoding="utf-8")
