@@ -67,6 +67,7 @@ def _stage_html(stage: dict[str, Any]) -> str:
         out.append(f"<tr><td>{e(g['expr'])}</td><td>{'–' if obs is None else f'{obs:,.4g}'}</td>"
                    f"<td class='{'pass' if g['passed'] else 'fail'}'>{'đạt / pass' if g['passed'] else 'không đạt / FAIL'}</td></tr>")
     out.append("</table></div>")
+    out.append(_timeline_html(stage))
     units = units_by_code()
     rows = sorted(stage.get("unit_results", {}).items(),
                   key=lambda kv: (kv[1]["completion_rate"] if kv[1]["completion_rate"] is not None else 2.0))
@@ -83,6 +84,45 @@ def _stage_html(stage: dict[str, Any]) -> str:
         out.append(f"<tr><td>{e(name)}</td><td>{r['count']:,}</td><td>{r['failures']:,}</td>"
                    f"<td>{_ms(r['p50_ms'])}</td><td>{_ms(r['p95_ms'])}</td><td>{_ms(r['p99_ms'])}</td></tr>")
     out.append("</table></div>")
+    return "".join(out)
+
+
+_MARKER_LABELS = {"fault_start": "bắt đầu sự cố / fault on", "fault_end": "hết sự cố / fault off",
+                  "cutover_close": "đóng cổng cũ / legacy portal closed",
+                  "migration_done": "chuyển hồ sơ xong / migration done", "control_error": "lỗi điều khiển / control error"}
+
+
+def _timeline_html(stage: dict[str, Any]) -> str:
+    """The cutover's figures and the stage's fault and cutover markers, if it had any."""
+    e = html.escape
+    out = []
+    cut = stage.get("cutover")
+    if cut:
+        figures = [
+            ("Hồ sơ đang xử lý lúc đóng / open at close", cut.get("open_at_close")),
+            ("Tìm thấy trên cổng quốc gia / found on national", _pct(cut.get("migration_found_rate"))),
+            ("Thời gian chuyển / migration", f"{cut['migration_s']:.2f} s" if cut.get("migration_s") is not None
+             else "–"),
+            ("Gián đoạn / interruption", f"{cut['interruption_s']:.2f} s ({cut.get('interruption_failures', 0)} lỗi)"
+             if cut.get("interruption_s") is not None else "–"),
+            ("Phiên mất · lập lại / sessions lost · back", f"{cut.get('sessions_lost', 0)} · "
+                                                          f"{cut.get('sessions_restored', 0)}"),
+        ]
+        out.append("<h3>Chuyển đổi / cutover</h3><div class='tiles'>")
+        out += [f"<div class='tile'>{e(k)}<b>{e(str(v))}</b></div>" for k, v in figures]
+        out.append("</div>")
+        if cut.get("error"):
+            out.append(f"<p class='fail'>{e(cut['error'])}</p>")
+    markers = stage.get("markers") or []
+    if markers:
+        t0 = markers[0]["t"]
+        out.append("<h3>Mốc thời gian / markers</h3><div class='wrap'><table><tr><th>mốc</th><th>tên</th>"
+                   "<th>phút (mô phỏng)</th><th>+ giây thực</th></tr>")
+        for m in markers:
+            sim = m.get("sim_s")
+            out.append(f"<tr><td>{e(_MARKER_LABELS.get(m['kind'], m['kind']))}</td><td>{e(str(m.get('name', '')))}</td>"
+                       f"<td>{'–' if sim is None else f'{sim / 60:.0f}'}</td><td>{m['t'] - t0:.1f}</td></tr>")
+        out.append("</table></div>")
     return "".join(out)
 
 
