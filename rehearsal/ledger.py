@@ -26,8 +26,10 @@ from typing import IO, Any
 Event = dict[str, Any]
 
 #: Event kinds that move a dossier's status, and the status they leave it in.
+#: A submission with a fee starts at 6 (fee due) and moves to 1 once paid, so "submitted" promises only 6,
+#: the lowest rank; "paid" promises 1.
 STATUS_AFTER = {
-    "submitted": 1, "received": 2, "refused_intake": 3, "processing": 4,
+    "submitted": 6, "paid": 1, "received": 2, "refused_intake": 3, "processing": 4,
     "supplement_requested": 5, "supplemented": 4, "transferred": 4, "taken_back": 4,
     "decided": 9, "returned": 10,
 }

@@ -136,7 +136,7 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
             continue
         status = int(row["status"])
         by_status[status] += 1
-        if _RANK.get(status, 0) < _RANK.get(last_status.get(did, 1), 0):
+        if _RANK.get(status, 0) < _RANK.get(last_status.get(did, 6), 0):
             inconsistent.append(did)
         if status not in COMPLETE_STATUSES:
             continue

@@ -66,3 +66,10 @@ def test_on_time_subtracts_supplement_wait_and_second_supplement_is_overdue() ->
     ]
     rec = reconcile(events, rows)
     assert (rec.on_time, rec.finished) == (1, 3)
+
+
+def test_an_unpaid_fee_is_not_inconsistent_but_a_paid_one_left_unpaid_is() -> None:
+    # Status 6 (fee due) is where a submission with a fee starts: only a "paid" event promises more.
+    events = [_sub(1), _sub(2), {"t": 1, "kind": "paid", "id": 2}]
+    rec = reconcile(events, [_row(1, 6), _row(2, 6)])
+    assert rec.inconsistent == [2]
