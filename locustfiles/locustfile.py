@@ -36,6 +36,7 @@ from locustfiles.context import RunContext
 from locustfiles.officers import OfficerUser
 from locustfiles.telemetry import Telemetry
 from locustfiles.timeline import Timeline
+from locustfiles.webui import install as install_web_ui
 from rehearsal.catalogue import load_catalogue
 from rehearsal.plan import load_plan
 
@@ -78,6 +79,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     OfficerUser.fixed_count = len(stage.units) * stage.officers.per_unit
     environment.rehearsal = ctx  # type: ignore[attr-defined]
     if not isinstance(environment.runner, WorkerRunner):
+        install_web_ui(environment, ctx)
         environment.rehearsal_timeline = Timeline(  # type: ignore[attr-defined]
             stage, time_scale=plan.time_scale, portal_url=ctx.portal_url, national_url=options.national_url,
             stage_dir=run_dir / "stages" / stage.name if run_dir else None,

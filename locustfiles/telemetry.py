@@ -50,6 +50,10 @@ class Telemetry:
         self.node_sessions: dict[str, int] = {}
         self.counts = {"submitted": 0, "complete": 0, "events": 0}
         self.filed: set[int] = set()
+        #: unit code -> [submitted, complete] of this stage's dossiers (the live 168-unit view).
+        self.units: dict[int, list[int]] = {}
+        #: The last time-series row (the live KPIs).
+        self.last_row: dict[str, Any] = {}
         self.ledger: LedgerWriter | None = None
         self.series = None
         if self.is_sink and run_dir is not None:
@@ -92,9 +96,11 @@ class Telemetry:
             if e["kind"] == "submitted":
                 self.counts["submitted"] += 1
                 self.filed.add(e["id"])
+                self.units.setdefault(int(e.get("unit") or 0), [0, 0])[0] += 1
             elif e["kind"] in COMPLETE_KINDS and e.get("id") in self.filed:
                 # Only this stage's dossiers: officers also finish what earlier stages left open.
                 self.counts["complete"] += 1
+                self.units.setdefault(int(e.get("unit") or 0), [0, 0])[1] += 1
         self.counts["events"] += len(events)
         if self.ledger is not None:
             self.ledger.write(events)
@@ -133,6 +139,7 @@ class Telemetry:
             "fail_per_s": round(total.current_fail_per_sec, 2),
             "portal_error": error,
         }
+        self.last_row = row
         if self.series is not None:
             self.series.write(json.dumps(row) + "\n")
             self.series.flush()

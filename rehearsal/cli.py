@@ -66,7 +66,10 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
                                           confirmed=args.confirm_target).url)
     from .report import percent
 
+    if args.web_ui:
+        print(f"Locust web UI (with the Rehearsal and Units tabs): http://127.0.0.1:{args.web_ui}", flush=True)
     result = run_plan(plan, target, only=args.stage or None, start_from=args.start_from, national_url=national_url,
+                      web_ui_port=args.web_ui,
                       reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR)
     summary = result.summary
     for stage in summary["stages"]:
@@ -102,7 +105,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild a run's index.html from its summary.json."""
     from .report import build_report
 
-    print(build_report(args.run_dir))
+    print(build_report(args.run_dir, lang=args.lang))
     return EXIT_GO
 
 
@@ -113,6 +116,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run only this stage (repeatable)")
     p.add_argument("--from", dest="start_from", default=None, metavar="NAME",
                    help="resume the plan: run this stage and the ones after it")
+    p.add_argument("--web-ui", type=int, default=None, metavar="PORT",
+                   help="run each stage with Locust's web UI on 127.0.0.1:PORT (it starts and stops by itself)")
     p.add_argument("--national-url", default=None, metavar="URL",
                    help="for a cutover against real portals: the national portal (the target is the legacy one)")
     p.add_argument("--target", default=None, help="target name from config/targets.yaml (default: the scenario's)")
@@ -154,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild a run's report from its summary.json",
                        description="Rebuild reports/<run>/index.html, also for a run that crashed.")
     p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-demo")
+    p.add_argument("--lang", choices=("vi", "en"), default="vi",
+                   help="vi (default) writes index.html; en writes index.en.html beside it")
     p.set_defaults(func=cmd_report)
 
     for register in _EXTRA_COMMANDS:
@@ -178,6 +185,15 @@ def _register_validate(sub: argparse._SubParsersAction) -> None:
 
 
 _EXTRA_COMMANDS.append(_register_validate)
+
+
+def _register_dashboard(sub: argparse._SubParsersAction) -> None:
+    from .dashboard import register
+
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_dashboard)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -149,14 +149,18 @@ def print_progress(line: str, final: bool) -> None:
 
 
 def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
-              env: dict[str, str] | None = None, national_url: str | None = None) -> bool:
+              env: dict[str, str] | None = None, national_url: str | None = None,
+              web_ui_port: int | None = None) -> bool:
     """One stage in a Locust process; True if it ran to its planned end.
 
     For a stage with a cutover, `url` is the legacy portal and `national_url` the one it moves to.
     """
     stage_dir = run_dir / "stages" / stage.name
     stage_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py"), "--headless",
+    # With a web UI, Locust starts the stage by itself (--autostart) and quits when the shape ends it.
+    mode = (["--autostart", "--autoquit", "3", "--web-host", "127.0.0.1", "--web-port", str(web_ui_port)]
+            if web_ui_port else ["--headless"])
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py"), *mode,
            "--host", url, "--plan", str(plan.source), "--stage", stage.name,
            "--time-scale", str(plan.time_scale), "--run-dir", str(run_dir),
            "--csv", str(stage_dir / "locust"), "--csv-full-history", "--only-summary",
@@ -224,7 +228,8 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
 
 def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, start_from: str | None = None,
              reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
-             target_env: dict[str, str] | None = None, national_url: str | None = None) -> RunResult:
+             target_env: dict[str, str] | None = None, national_url: str | None = None,
+             web_ui_port: int | None = None) -> RunResult:
     """Run the plan's stages in order (or only those named, or from one on) and write the run directory.
 
     On the embedded target, a plan with a cutover gets two reference portals:
@@ -275,7 +280,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                     raise RunError(f"stage {stage.name!r} has a cutover: give the national portal's address "
                                    f"with --national-url (the target is the legacy one)")
                 finished = run_stage(plan, stage, run_dir, str(stage_url), progress=progress, env=target_env,
-                                     national_url=url if stage.cutover else None)
+                                     national_url=url if stage.cutover else None, web_ui_port=web_ui_port)
             finally:
                 rec, cut = None, None
                 stage_dir = run_dir / "stages" / stage.name

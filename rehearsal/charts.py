@@ -1,0 +1,227 @@
+"""The report's charts: matplotlib figures from pandas frames, embedded as PNG data URIs.
+
+`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no global
+state, no display). The x axis of every time chart is **simulated minutes
+from the start of the stage** — what a manager reads ("the 2-hour mark") —
+and every time chart carries the stage's fault spans (shaded) and cutover
+markers (a vertical line).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .report_data import StageData  # noqa: E402
+
+BLUE, ORANGE, GREEN, RED, GREY, PURPLE = "#1f6feb", "#d97706", "#1a7f37", "#cf222e", "#6e7781", "#8250df"
+STATUS_FUNNEL = (
+    ("submitted", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)),
+    ("received", (2, 4, 5, 7, 8, 9, 10)),
+    ("processing", (4, 5, 7, 8, 9, 10)),
+    ("decided", (9, 10)),
+    ("returned", (10,)),
+)
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(height: float = 2.8, width: float = 8.0) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_subplot()
+    ax.grid(True, color="#d0d7de", linewidth=0.6)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
+def _minutes(stage: StageData, t: Any, scale: float) -> Any:
+    return stage.rel(t) * scale / 60.0
+
+
+def _markers(ax: Axes, stage: StageData, scale: float, labels: dict[str, str]) -> None:
+    """Fault spans shaded, cutover and migration as vertical lines."""
+    starts: dict[str, float] = {}
+    end_x = ax.get_xlim()[1]
+    for m in stage.markers:
+        x = _minutes(stage, float(m["t"]), scale)
+        kind = m.get("kind")
+        if kind == "fault_start":
+            starts[str(m.get("name"))] = x
+        elif kind == "fault_end" and str(m.get("name")) in starts:
+            ax.axvspan(starts.pop(str(m.get("name"))), x, color=ORANGE, alpha=0.12, linewidth=0)
+        elif kind in ("cutover_close", "migration_done"):
+            ax.axvline(x, color=PURPLE, linewidth=1.2, linestyle="--" if kind == "migration_done" else "-")
+            if kind == "cutover_close":
+                ax.annotate(labels.get("cutover", "cutover"), (x, 1), xycoords=("data", "axes fraction"),
+                            xytext=(3, -10), textcoords="offset points", color=PURPLE, fontsize=8)
+    for x in starts.values():  # faults still on at the end of the stage
+        ax.axvspan(x, max(end_x, x), color=ORANGE, alpha=0.12, linewidth=0)
+
+
+def _empty(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color=GREY)
+
+
+def _time_chart(stage: StageData, scale: float, labels: dict[str, str], draw: Callable[[Axes], bool],
+                height: float = 2.8) -> str:
+    fig, ax = _figure(height)
+    if not draw(ax):
+        _empty(ax, labels["no_data"])
+    else:
+        _markers(ax, stage, scale, labels)
+        ax.set_xlabel(labels["sim_minutes"])
+        ax.legend(loc="best", fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def completion_chart(stage: StageData, scale: float, target: float, labels: dict[str, str]) -> str:
+    def draw(ax: Axes) -> bool:
+        ts = stage.timeseries
+        if ts.empty or "submitted" not in ts:
+            return False
+        ts = ts[ts["submitted"] > 0]
+        if ts.empty:
+            return False
+        x = _minutes(stage, ts["t"], scale)
+        ax.plot(x, 100.0 * ts["complete"] / ts["submitted"], color=BLUE, label=labels["completion"])
+        ax.axhline(100 * target, color=RED, linewidth=1, linestyle="--", label=f"{100 * target:g} %")
+        ax.set_ylim(0, 102)
+        ax.set_ylabel("%")
+        return True
+    return _time_chart(stage, scale, labels, draw)
+
+
+def sessions_chart(stage: StageData, scale: float, labels: dict[str, str], line: int = 1000) -> str:
+    def draw(ax: Axes) -> bool:
+        ts = stage.timeseries
+        if ts.empty or "sessions_harness" not in ts:
+            return False
+        x = _minutes(stage, ts["t"], scale)
+        ax.plot(x, ts["sessions_harness"], color=BLUE, label=labels["harness"])
+        if "sessions_portal" in ts:
+            ax.plot(x, pd.to_numeric(ts["sessions_portal"], errors="coerce"), color=GREEN, label=labels["portal"],
+                    linestyle="--")
+        ax.axhline(line, color=RED, linewidth=1, linestyle=":", label=f"{line:,}")
+        ax.set_ylim(bottom=0)
+        return True
+    return _time_chart(stage, scale, labels, draw)
+
+
+def throughput_chart(stage: StageData, scale: float, labels: dict[str, str]) -> str:
+    def draw(ax: Axes) -> bool:
+        ts = stage.timeseries
+        if ts.empty or "rps" not in ts:
+            return False
+        x = _minutes(stage, ts["t"], scale)
+        ax.plot(x, ts["rps"], color=BLUE, label=labels["rps"])
+        ax.plot(x, ts.get("fail_per_s", 0), color=RED, label=labels["fail_per_s"])
+        ax.set_ylim(bottom=0)
+        return True
+    return _time_chart(stage, scale, labels, draw)
+
+
+def latency_chart(stage: StageData, scale: float, labels: dict[str, str], top: int = 6) -> str:
+    """p50 / p95 / p99 over time for the busiest request types, one small chart each."""
+    h = stage.history
+    if h.empty:
+        fig, ax = _figure()
+        _empty(ax, labels["no_data"])
+        return _png(fig)
+    h = h[h["name"] != "Aggregated"]
+    counts = h.groupby(["method", "name"])["count"].max().sort_values(ascending=False)
+    names = list(counts.index[:top])
+    cols = 2
+    rows = max(1, (len(names) + cols - 1) // cols)
+    fig = Figure(figsize=(8.0, 1.9 * rows + 0.3))
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
+    for i, (method, name) in enumerate(names):
+        ax = axes[i // cols][i % cols]
+        part = h[(h["method"] == method) & (h["name"] == name)]
+        x = _minutes(stage, part["t"], scale)
+        for col, color, label in (("p50", BLUE, "p50"), ("p95", ORANGE, "p95"), ("p99", RED, "p99")):
+            ax.plot(x, part[col], color=color, linewidth=1, label=label)
+        _markers(ax, stage, scale, labels)
+        ax.set_title(f"{method} {name}", fontsize=8, loc="left")
+        ax.tick_params(labelsize=7)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, color="#d0d7de", linewidth=0.5)
+        if i == 0:
+            ax.legend(fontsize=7, frameon=False, loc="upper right")
+    for j in range(len(names), rows * cols):
+        axes[j // cols][j % cols].set_visible(False)
+    fig.supylabel("ms", fontsize=8)
+    fig.supxlabel(labels["sim_minutes"], fontsize=8)
+    return _png(fig)
+
+
+def completion_time_chart(stage: StageData, labels: dict[str, str]) -> str:
+    """Distribution of simulated minutes from submission to completion, per procedure group."""
+    fig, ax = _figure(height=2.8)
+    ct = stage.completion_times
+    if ct.empty:
+        _empty(ax, labels["no_data"])
+        return _png(fig)
+    order = ct.groupby("group")["minutes"].median().sort_values().index.tolist()
+    data = [ct.loc[ct["group"] == g, "minutes"].to_numpy() for g in order]
+    ax.boxplot(data, vert=False, showfliers=False, widths=0.6)
+    ax.set_yticks(range(1, len(order) + 1), [f"{g} ({len(d):,})" for g, d in zip(order, data)], fontsize=8)
+    ax.set_xlabel(labels["ttc_minutes"])
+    ax.grid(True, axis="x", color="#d0d7de", linewidth=0.6)
+    return _png(fig)
+
+
+def funnel_counts(by_status: dict[str, int]) -> list[tuple[str, int]]:
+    """Dossiers that reached each step, from the final statuses (summary.json's ``by_status``)."""
+    counts = {int(k): int(v) for k, v in by_status.items()}
+    return [(step, sum(n for s, n in counts.items() if s in statuses)) for step, statuses in STATUS_FUNNEL]
+
+
+def funnel_chart(by_status: dict[str, int], labels: dict[str, str]) -> str:
+    steps = funnel_counts(by_status)
+    fig, ax = _figure(height=2.2)
+    if not steps or steps[0][1] == 0:
+        _empty(ax, labels["no_data"])
+        return _png(fig)
+    names = [labels[f"step_{s}"] for s, _ in steps][::-1]
+    values = [n for _, n in steps][::-1]
+    bars = ax.barh(names, values, color=BLUE)
+    ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=8, padding=3)
+    ax.set_xlim(0, max(values) * 1.15)
+    ax.tick_params(labelsize=8)
+    return _png(fig)
+
+
+def stages_chart(stages: Sequence[dict[str, Any]], labels: dict[str, str]) -> str:
+    """Completion rate and peak portal sessions per stage, side by side, with the 96 % and 1,000 lines."""
+    fig = Figure(figsize=(8.0, 2.6))
+    ax1, ax2 = fig.subplots(1, 2)
+    names = [s["name"] for s in stages]
+    rates = [100 * (s.get("completion_rate") or 0) for s in stages]
+    colors = [GREEN if s["verdict"] == "GO" else RED if s["verdict"] == "NO-GO" else ORANGE for s in stages]
+    ax1.bar(names, rates, color=colors)
+    ax1.axhline(96, color=RED, linestyle="--", linewidth=1)
+    ax1.set_ylim(0, 105)
+    ax1.set_title(labels["completion"], fontsize=9, loc="left")
+    sessions = [s["sessions"]["peak_portal"] for s in stages]
+    ax2.bar(names, sessions, color=colors)
+    ax2.axhline(1000, color=RED, linestyle=":", linewidth=1)
+    ax2.set_title(labels["sessions_portal_peak"], fontsize=9, loc="left")
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
