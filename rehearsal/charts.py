@@ -177,7 +177,7 @@ def completion_time_chart(stage: StageData, labels: dict[str, str]) -> str:
         return _png(fig)
     order = ct.groupby("group")["minutes"].median().sort_values().index.tolist()
     data = [ct.loc[ct["group"] == g, "minutes"].to_numpy() for g in order]
-    ax.boxplot(data, vert=False, showfliers=False, widths=0.6)
+    ax.boxplot(data, orientation="horizontal", showfliers=False, widths=0.6)
     ax.set_yticks(range(1, len(order) + 1), [f"{g} ({len(d):,})" for g, d in zip(order, data)], fontsize=8)
     ax.set_xlabel(labels["ttc_minutes"])
     ax.grid(True, axis="x", color="#d0d7de", linewidth=0.6)

@@ -157,8 +157,8 @@ class LiveView:
                 "rps": live.last.get("rps"), "unit_counts": live.units}
 
 
-def page(lang: str) -> str:
-    """The page: a shell that fetches /api/live and draws it (no external resources)."""
+def page(lang: str, initial: dict[str, Any] | None = None) -> str:
+    """The page: drawn at once from `initial` (the snapshot at load), then from /api/live every 3 s."""
     t = TEXT[lang]
     provinces = [(p.value, t[p.value]) for p in FormerProvince]
     units = [{"code": u.code, "name": u.name, "p": u.former_province.value} for u in load_units()]
@@ -170,7 +170,8 @@ def page(lang: str) -> str:
                   updated="cập nhật" if lang == "vi" else "updated", rps=t["rps"],
                   peak="cao nhất" if lang == "vi" else "peak")
     return _PAGE.replace("__LANG__", lang).replace("__DATA__", json.dumps(
-        {"provinces": provinces, "units": units, "t": labels, "refresh": REFRESH_MS}, ensure_ascii=False))
+        {"provinces": provinces, "units": units, "t": labels, "refresh": REFRESH_MS, "initial": initial},
+        ensure_ascii=False).replace("</", "<\\/"))
 
 
 _PAGE = """<!doctype html><html lang='__LANG__'><head><meta charset='utf-8'>
@@ -239,7 +240,7 @@ function draw(d){
 }
 async function tick(){try{const r=await fetch('api/live',{cache:'no-store'});draw(await r.json());}catch(e){
   document.getElementById('sub').textContent='…'} setTimeout(tick,D.refresh)}
-tick();
+if(D.initial){draw(D.initial)} setTimeout(tick,D.initial?D.refresh:0);
 </script></body></html>"""
 
 
@@ -262,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         lang = "en" if "lang=en" in query else self.lang
         if path in ("/", "/index.html"):
-            self._send(200, page(lang).encode(), "text/html; charset=utf-8")
+            self._send(200, page(lang, self.view.snapshot()).encode(), "text/html; charset=utf-8")
         elif path == "/api/live":
             self._send(200, json.dumps(self.view.snapshot(), ensure_ascii=False).encode(), "application/json")
         elif path == "/report" and (self.view.run_dir / "index.html").exists():
