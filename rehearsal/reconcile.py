@@ -158,3 +158,23 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
                           duplicated=duplicated, inconsistent=sorted(inconsistent), on_time=on_time,
                           finished=finished, by_status=dict(by_status), units=dict(units),
                           portal_total=len(portal_rows))
+
+
+def from_ledger(events: Iterable[Event]) -> Reconciliation:
+    """The stage as the ledger alone tells it, for a run that crashed before it could ask the portal.
+
+    Each dossier is taken to be where the last event the harness saw left
+    it: nothing can be called lost or duplicated this way, and completion
+    counts only the results the harness saw returned. Reports label it
+    "not reconciled"; rerun reconciliation against the portal when it is up.
+    """
+    events = list(events)
+    rows: dict[int, dict[str, Any]] = {}
+    for e in events:
+        did, kind = e.get("id"), e.get("kind")
+        if did is None or kind not in STATUS_AFTER:
+            continue
+        row = rows.setdefault(did, {"id": did, "citizen_id": None, "client_ref": None,
+                                    "submitted_at": None, "due_at": None, "returned_at": None})
+        row["status"] = STATUS_AFTER[kind]
+    return reconcile(events, list(rows.values()))

@@ -63,6 +63,7 @@ TEXT: dict[str, dict[str, str]] = {
         "sessions_back": "Phiên mất · lập lại", "marker": "mốc", "name": "tên", "minute": "phút (mô phỏng)",
         "fault_start": "bắt đầu sự cố", "fault_end": "hết sự cố", "cutover_close": "đóng cổng cũ",
         "migration_done": "chuyển hồ sơ xong", "control_error": "lỗi điều khiển", "generated": "Tạo từ",
+        "not_reconciled": "Giai đoạn bị dừng giữa chừng: số liệu lấy từ sổ ghi (ledger), chưa đối soát với cổng.",
     },
     "en": {
         "title": "Cutover rehearsal", "run": "run", "scale": "time scale", "target": "target",
@@ -92,6 +93,7 @@ TEXT: dict[str, dict[str, str]] = {
         "sessions_back": "Sessions lost · back", "marker": "marker", "name": "name", "minute": "minute (simulated)",
         "fault_start": "fault on", "fault_end": "fault off", "cutover_close": "legacy portal closed",
         "migration_done": "migration done", "control_error": "control error", "generated": "Built from",
+        "not_reconciled": "Stage cut short: figures from the ledger, not reconciled with the portal.",
     },
 }
 
@@ -331,6 +333,8 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
     out = [f"<h2 id='stage-{e(stage['name'])}'>{e(stage['name'])} <span class='verdict {e(stage['verdict'])}'>"
            f"{e(stage['verdict'])}</span> <span class='muted'>{stage['units']} {t['units']}</span></h2>",
            _kpis(stage, t), _gates(stage, t), _cutover_and_markers(stage, t)]
+    if stage.get("reconciled") is False:
+        out.insert(1, f"<p class='fail'>{t['not_reconciled']}</p>")
     labels = {**t, "completion": t["completion"], "cutover": t["cutover"]}
     if draw and data is not None:
         target = stage.get("completion_target") or 0.96
@@ -410,10 +414,45 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
         raise RunError(f"{path}: cannot read the run summary: {exc}") from None
 
 
+def recover_stages(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """Add the stages that left data on disk but never reached ``summary.json`` (the harness was killed).
+
+    Their figures come from the ledger and the time series alone
+    (`rehearsal.reconcile.from_ledger`), marked INCOMPLETE and
+    ``"reconciled": false``; the summary on disk is not changed.
+    """
+    from .ledger import read_events
+    from .plan import load_plan
+    from .reconcile import from_ledger
+    from .summary import stage_summary
+
+    have = {s["name"] for s in summary.get("stages", [])}
+    stages_dir = run_dir / "stages"
+    missing = [p for p in sorted(stages_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+               if p.is_dir() and p.name not in have] if stages_dir.exists() else []
+    if not missing:
+        return summary
+    try:
+        plan = load_plan(run_dir / "scenario.yaml", time_scale=summary.get("time_scale"))
+    except Exception:  # noqa: BLE001 (without the scenario there is nothing to rebuild a stage from)
+        return summary
+    summary = {**summary, "stages": list(summary.get("stages", [])), "verdict": "INCOMPLETE"}
+    for sdir in missing:
+        try:
+            stage = plan.stage(sdir.name)
+        except Exception:  # noqa: BLE001
+            continue
+        rec = from_ledger(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"))
+        entry = stage_summary(stage, sdir, rec, finished=False)
+        entry["reconciled"] = False
+        summary["stages"].append(entry)
+    return summary
+
+
 def build_report(run_dir: Path, lang: str = "vi", out: Path | None = None) -> Path:
     """(Re)build ``index.html`` (``index.en.html`` for English) of a run directory."""
     run_dir = Path(run_dir)
-    summary = read_summary(run_dir)
+    summary = recover_stages(run_dir, read_summary(run_dir))
     page = render(summary, load_run(run_dir, summary), lang)
     out = out or run_dir / ("index.html" if lang == "vi" else f"index.{lang}.html")
     tmp = out.with_suffix(".tmp")

@@ -40,6 +40,22 @@ STAGE_OVERRUN_S = 120.0
 Progress = Callable[[str, bool], None]
 
 
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """For Popen's preexec_fn: the child gets `sig` when the harness dies, even by kill -9 (Linux).
+
+    So a killed harness never leaves a portal serving or a Locust process
+    sending load; Locust gets SIGINT and still writes its CSVs and flushes the ledger.
+    """
+    def set_signal() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass  # not Linux: the child outlives a killed harness, as it would anyway
+    return set_signal
+
+
 def _utc(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -78,7 +94,7 @@ class PortalProcess:
              "--port-file", str(port_file), "--db", str(self.run_dir / f"{self.stem}.sqlite"),
              "--time-scale", str(self.time_scale), "--officers-per-unit", str(self.officers_per_unit),
              "--face", self.face],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent(signal.SIGTERM))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -172,7 +188,7 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
     started = time.monotonic()
     with (stage_dir / "locust.out").open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})})
+                                env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent(signal.SIGINT))
         try:
             next_print = 0.0
             while proc.poll() is None:

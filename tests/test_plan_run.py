@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -232,3 +233,43 @@ def test_ctrl_c_mid_stage_keeps_what_was_measured(tmp_path: Path) -> None:
     assert stage["dossiers"]["lost"] == 0
     assert (run_dir / "stages" / "stop" / "locust_stats.csv").exists()
     assert "INCOMPLETE" in (run_dir / "index.html").read_text(encoding="utf-8")
+
+
+def test_kill_9_mid_stage_leaves_a_report_of_what_was_measured(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, "crash", _stage("crash", duration="2h", grace="0s", citizens=30))
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--reports-dir", str(reports)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    ledger = None
+    while time.monotonic() < deadline:
+        runs = list(reports.iterdir()) if reports.exists() else []
+        ledger = runs[0] / "ledger" / "crash.jsonl" if runs else None
+        if ledger and ledger.exists() and sum(e["kind"] == "submitted" for e in read_events(ledger)) >= 20:
+            break
+        time.sleep(0.5)
+    proc.kill()  # SIGKILL: no handler runs in the harness
+    killed_at = time.time()
+    proc.wait(10)
+    run_dir = ledger.parent.parent
+    port = int((run_dir / "portal.port").read_text())
+    deadline = time.monotonic() + 30  # the portal and Locust follow their parent (PR_SET_PDEATHSIG)
+    serving = True
+    while serving and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(0.5)
+        except OSError:
+            serving = False
+    assert not serving, "the portal outlived the killed harness"
+    events = list(read_events(ledger))
+    assert max(e["t"] for e in events) >= killed_at - 5  # flushed at most 5 s before the kill
+    filed = {e["id"] for e in events if e["kind"] == "submitted"}
+    with sqlite3.connect(run_dir / "portal.sqlite") as db:
+        assert filed <= {r[0] for r in db.execute("SELECT id FROM dossiers")}  # every 2xx is on the portal
+    report = subprocess.run([sys.executable, "-m", "rehearsal.cli", "report", str(run_dir)], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert report.returncode == 0, report.stderr
+    html = (run_dir / "index.html").read_text(encoding="utf-8")
+    filed = {e["id"] for e in read_events(ledger) if e["kind"] == "submitted"}  # Locust flushed on its way out
+    assert "INCOMPLETE" in html and "chưa đối soát" in html and f"{len(filed):,} · " in html
