@@ -166,7 +166,7 @@ def print_progress(line: str, final: bool) -> None:
 
 def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
               env: dict[str, str] | None = None, national_url: str | None = None,
-              web_ui_port: int | None = None) -> bool:
+              web_ui_port: int | None = None, target: Target | None = None) -> bool:
     """One stage in a Locust process; True if it ran to its planned end.
 
     For a stage with a cutover, `url` is the legacy portal and `national_url` the one it moves to.
@@ -184,6 +184,11 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
            "--exit-code-on-error", "0"]
     if national_url:
         cmd += ["--national-url", national_url]
+    # Secrets travel by the *names* of environment variables, never as values on a command line.
+    if target is not None and target.officer_password_env:
+        cmd += ["--officer-password-env", target.officer_password_env]
+    if target is not None and target.admin_token_env:
+        cmd += ["--admin-token-env", target.admin_token_env]
     budget = stage.total_s / plan.time_scale
     started = time.monotonic()
     with (stage_dir / "locust.out").open("ab") as out:
@@ -273,6 +278,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
     complete = False
     if start_from:
         summary["started_from"] = start_from
+    admin_token = os.environ.get(target.admin_token_env) if target.admin_token_env else None
     try:
         legacy_url: str | None = None
         if target.embedded:
@@ -296,17 +302,18 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                     raise RunError(f"stage {stage.name!r} has a cutover: give the national portal's address "
                                    f"with --national-url (the target is the legacy one)")
                 finished = run_stage(plan, stage, run_dir, str(stage_url), progress=progress, env=target_env,
-                                     national_url=url if stage.cutover else None, web_ui_port=web_ui_port)
+                                     national_url=url if stage.cutover else None, web_ui_port=web_ui_port,
+                                     target=target)
             finally:
                 rec, cut = None, None
                 stage_dir = run_dir / "stages" / stage.name
                 events = list(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"))
                 try:
                     rec = reconcile_stage(run_dir, stage, url if stage.cutover or not on_legacy else str(stage_url),
-                                          legacy_url=legacy_url if stage.cutover else None)
+                                          admin_token=admin_token, legacy_url=legacy_url if stage.cutover else None)
                     result.stages[stage.name] = rec
                     if stage.cutover:
-                        cut = cutover_summary(stage_dir, events, fetch_portal_dossiers(url))
+                        cut = cutover_summary(stage_dir, events, fetch_portal_dossiers(url, admin_token=admin_token))
                 except PortalError as exc:
                     summary.setdefault("errors", []).append(f"{stage.name}: {exc}")
                 summary["stages"].append(stage_summary(stage, stage_dir, rec, finished=finished, cutover=cut,

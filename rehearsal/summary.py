@@ -61,6 +61,28 @@ def completion_target(stage: Stage) -> float:
     return DEFAULT_COMPLETION_TARGET
 
 
+def portal_outages(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Windows in which the portal did not answer the harness's 2-second ``/api/stats`` poll.
+
+    From the first failed poll to the first poll that worked again (or the
+    last sample); ``seconds`` is wall time. The error seen first is kept.
+    """
+    out: list[dict[str, Any]] = []
+    start: dict[str, Any] | None = None
+    for row in series:
+        if row.get("portal_error"):
+            if start is None:
+                start = row
+        elif start is not None:
+            out.append({"from": start["t"], "to": row["t"], "seconds": round(row["t"] - start["t"], 1),
+                        "error": start["portal_error"]})
+            start = None
+    if start is not None and series:
+        out.append({"from": start["t"], "to": series[-1]["t"], "seconds": round(series[-1]["t"] - start["t"], 1),
+                    "error": start["portal_error"]})
+    return out
+
+
 def read_markers(path: Path) -> list[dict[str, Any]]:
     """The stage's fault and cutover markers (``markers.jsonl``), torn last line ignored."""
     return read_timeseries(path)
@@ -136,6 +158,7 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "markers": read_markers(stage_dir / "markers.jsonl"),
         "cutover": cutover,
         "arrivals_dropped": counts.get("arrival_dropped", 0),
+        "portal_outages": portal_outages(series),
     }
 
 

@@ -21,6 +21,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--face", choices=("national", "legacy"), default="national")
     p.add_argument("--port-file", default=None, help="write the bound port here once listening")
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    p.add_argument("--session-ttl", type=float, default=8 * 3600, metavar="SECONDS",
+                   help="wall seconds a session token stays valid (default 8 h)")
+    p.add_argument("--officer-password-env", default="REHEARSAL_OFFICER_PASSWORD", metavar="VAR",
+                   help="environment variable with the officers' password (default password: rehearsal)")
+    p.add_argument("--admin-token-env", default="REHEARSAL_ADMIN_TOKEN", metavar="VAR",
+                   help="environment variable with the admin token; without one, admin calls are loopback-only")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,9 +41,13 @@ def run(args: argparse.Namespace) -> int:
         raise TargetError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")
     if args.time_scale <= 0 or args.officers_per_unit < 0:
         raise TargetError("--time-scale must be > 0 and --officers-per-unit ≥ 0")
+    import os
+
     settings = PortalSettings(db_path=Path(args.db), time_scale=args.time_scale,
                               officers_per_unit=args.officers_per_unit, agency_delay_s=args.agency_delay,
-                              face=args.face)
+                              face=args.face, officer_password=os.environ.get(args.officer_password_env) or "rehearsal",
+                              admin_token=os.environ.get(args.admin_token_env) or None,
+                              session_ttl_s=args.session_ttl)
 
     def ready(port: int) -> None:
         print(f"reference portal ({args.face}) on http://{args.host}:{port}  db {args.db}", flush=True)
