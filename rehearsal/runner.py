@@ -47,6 +47,9 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
     sending load; Locust gets SIGINT and still writes its CSVs and flushes the ledger.
     """
     def set_signal() -> None:
+        # A harness started in the background (`cmd &` in a script) inherits SIGINT ignored, and so
+        # would its children: give them the default back, so that our SIGINT stops Locust cleanly.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         try:
             import ctypes
 

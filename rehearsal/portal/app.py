@@ -267,6 +267,12 @@ def create_app(settings: PortalSettings) -> Flask:
         return jsonify(error="too_large", field=None, message="request body too large"), 413
 
     # -- health and sign-in --------------------------------------------------------
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        from .openapi import spec
+
+        return jsonify(spec())
+
     @app.get("/api/health")
     def health() -> Response:
         return jsonify(ok=True, face=settings.face)

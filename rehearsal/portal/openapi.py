@@ -1,0 +1,135 @@
+"""The reference portal's OpenAPI 3 document, served at ``GET /openapi.json``.
+
+Written by hand next to the code (docs/portal-api.md is the prose of the same
+contract) and checked against the running portal by a property-based fuzz
+(schemathesis, tests/test_openapi.py): every documented operation, fed
+generated input, answers without a 5xx and as documented here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"type": "object", "required": ["error", "message"],
+          "properties": {"error": {"type": "string"}, "field": {"type": ["string", "null"]},
+                         "message": {"type": "string"}, "moved_to": {"type": "string"}}}
+_DOSSIER = {"type": "object", "required": ["id", "code", "status", "status_name", "unit_code", "procedure_code"],
+            "properties": {"id": {"type": "integer"}, "code": {"type": "string"}, "status": {"type": "integer"},
+                           "status_name": {"type": "string"}, "unit_code": {"type": "integer"},
+                           "procedure_code": {"type": "string"}, "fee_vnd": {"type": "integer"},
+                           "paid": {"type": "boolean"}, "lien_thong": {"type": "boolean"},
+                           "agency_state": {"type": ["string", "null"]}, "history": {"type": "array"}}}
+_ID_PARAM = {"name": "dossier_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _obj(*required: str, **props: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": props}
+
+
+def _op(summary: str, ok: dict[str, Any] | None = None, *, status: str = "200", body: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None, auth: bool = False, tag: str = "citizens",
+        form: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses: dict[str, Any] = {status: {"description": "done", **_json(ok or {"type": "object"})},
+                                 "4XX": {"description": "bad input, not allowed, or the wrong step (409)",
+                                         **_json(_ERROR)},
+                                 "503": {"description": "closed after a cutover, or a fault", **_json(_ERROR)}}
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if body is not None:
+        op["requestBody"] = {"required": True, **_json(body)}
+    if form is not None:
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
+    if params:
+        op["parameters"] = params
+    if auth:
+        op["security"] = [{"bearer": []}]
+    return op
+
+
+def _officer_action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"post": _op(summary, _DOSSIER, params=[_ID_PARAM], auth=True, tag="officers",
+                        body=body if body is not None else None)}
+
+
+def spec() -> dict[str, Any]:
+    text = {"type": "string"}
+    reason = _obj(reason=text)
+    paths: dict[str, Any] = {
+        "/api/health": {"get": _op("liveness and which face this is", _obj("ok", "face", ok={"type": "boolean"},
+                                                                           face=text), tag="view")},
+        "/api/auth/vneid/otp": {"post": _op("VNeID step 1: an OTP for a 12-digit ID number",
+                                            _obj("otp_request_id", "otp", otp_request_id=text, otp=text),
+                                            body=_obj("id_number", id_number=text), tag="auth")},
+        "/api/auth/vneid/verify": {"post": _op("VNeID step 2: the OTP gives a session token",
+                                               _obj("token", "role", token=text, role=text),
+                                               body=_obj("otp_request_id", "otp", otp_request_id=text, otp=text),
+                                               tag="auth")},
+        "/api/auth/officer": {"post": _op("officer sign-in", _obj("token", "role", "unit_code", token=text, role=text,
+                                                                  unit_code={"type": "integer"}),
+                                          body=_obj("username", "password", username=text, password=text),
+                                          tag="auth")},
+        "/api/auth/logout": {"post": _op("end the session", _obj("ok"), auth=True, tag="auth")},
+        "/api/procedures": {"get": _op("catalogue, searched and paged", _obj("total", "page", "items"),
+                                       params=[{"name": "q", "in": "query", "schema": text},
+                                               {"name": "page", "in": "query", "schema": {"type": "integer"}},
+                                               {"name": "per_page", "in": "query", "schema": {"type": "integer"}}])},
+        "/api/procedures/{code}": {"get": _op("one procedure's form and attachments", _obj("code", "fields"),
+                                              params=[{"name": "code", "in": "path", "required": True,
+                                                       "schema": text}])},
+        "/api/dossiers": {
+            "post": _op("file a dossier (multipart: form fields as JSON, attachments as files)",
+                        _obj("id", "code", "status", id={"type": "integer"}, code=text, status={"type": "integer"}),
+                        status="201", auth=True,
+                        form=_obj("procedure_code", "unit_code", procedure_code=text, unit_code=text,
+                                  client_ref=text, form=text)),
+            "get": _op("my dossiers", _obj("items", items={"type": "array", "items": _DOSSIER}), auth=True)},
+        "/api/dossiers/{dossier_id}": {"get": _op("one of my dossiers, with its history", _DOSSIER, params=[_ID_PARAM],
+                                                  auth=True)},
+        "/api/dossiers/{dossier_id}/payment": {"post": _op("start paying the fee", _obj("payment_id", "redirect_url"),
+                                                           params=[_ID_PARAM], auth=True)},
+        "/api/dossiers/{dossier_id}/supplement": {"post": _op("answer a supplement request", _DOSSIER,
+                                                              params=[_ID_PARAM], auth=True,
+                                                              form=_obj(form=text))},
+        "/api/officer/queue": {"get": _op("my unit's queue, oldest first", _obj("items"), auth=True, tag="officers",
+                                          params=[{"name": "status", "in": "query", "schema": text},
+                                                  {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                                                  {"name": "actionable", "in": "query", "schema": text}])},
+        "/api/officer/dossiers/{dossier_id}/receive": _officer_action("receive (sets the due time)"),
+        "/api/officer/dossiers/{dossier_id}/refuse-intake": _officer_action("refuse at intake", reason),
+        "/api/officer/dossiers/{dossier_id}/process": _officer_action("start processing"),
+        "/api/officer/dossiers/{dossier_id}/request-supplement": _officer_action("ask for a supplement", reason),
+        "/api/officer/dossiers/{dossier_id}/transfer": _officer_action("hand to the second agency (liên thông)"),
+        "/api/officer/dossiers/{dossier_id}/take-back": _officer_action("take back from the second agency"),
+        "/api/officer/dossiers/{dossier_id}/decide": _officer_action(
+            "approve or refuse", _obj("decision", decision={"type": "string", "enum": ["approved", "refused"]},
+                                      reason=text)),
+        "/api/officer/dossiers/{dossier_id}/return": _officer_action("return the result"),
+        "/api/stats": {"get": _op("the portal's own view: sessions, dossiers, request timings",
+                                  _obj("sessions_active", "dossiers_total", "requests"), tag="view")},
+        "/metrics": {"get": {"summary": "Prometheus text format", "tags": ["view"],
+                             "responses": {"200": {"description": "metrics",
+                                                   "content": {"text/plain": {"schema": text}}}}}},
+        "/api/admin/dossiers": {"get": _op("every dossier (reconciliation, migration)",
+                                           _obj("items", "next_after_id"), tag="admin", auth=False,
+                                           params=[{"name": n, "in": "query", "schema": s} for n, s in
+                                                   (("after_id", {"type": "integer"}), ("limit", {"type": "integer"}),
+                                                    ("open", text), ("full", text))])},
+        "/api/admin/faults": {"get": _op("active faults and dropped ids", _obj("faults", "dropped"), tag="admin"),
+                              "put": _op("replace the active faults", _obj("faults"), tag="admin",
+                                         body=_obj("faults", faults={"type": "array", "items": {"type": "object"}}))},
+        "/api/admin/close": {"post": _op("close this (legacy) face", _obj("closed"), tag="admin",
+                                         body=_obj("moved_to", mode={"type": "string", "enum": ["503", "redirect"]},
+                                                   moved_to=text, retry_after_s={"type": "integer"}))},
+        "/api/admin/reopen": {"post": _op("undo close", _obj("closed"), tag="admin")},
+        "/api/admin/import": {"post": _op("take dossiers exported by another face", _obj("imported", "already"),
+                                          tag="admin", body=_obj("items", items={"type": "array",
+                                                                                  "items": {"type": "object"}}))},
+    }
+    return {"openapi": "3.1.0",
+            "info": {"title": "dvc-rehearsal reference portal", "version": "1",
+                     "description": "The JSON API the harness speaks; see docs/portal-api.md."},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "paths": paths}
