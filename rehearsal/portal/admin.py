@@ -57,6 +57,9 @@ def register_admin(app: Flask, state: FaultState, *, is_admin: Any, get_db: Any,
     @app.before_request
     def _apply_faults() -> Any:
         path = request.path
+        if path.startswith("/api/admin/") and not is_admin():  # every admin call, in one place
+            return _json_error(403, "forbidden", "admin only (X-Admin-Token, or loopback when no token is set)",
+                               "X-Admin-Token")
         if path.startswith(EXEMPT_PREFIXES):
             return None
         closed = state.closed
@@ -82,21 +85,12 @@ def register_admin(app: Flask, state: FaultState, *, is_admin: Any, get_db: Any,
             return _json_error(status, "injected", f"injected error {status} (fault: errors)")
         return None
 
-    def _admin_only() -> tuple[Response, int] | None:
-        if not is_admin():
-            return _json_error(403, "forbidden", "admin only (X-Admin-Token, or loopback when no token is set)",
-                               "X-Admin-Token")
-        return None
-
     @app.get("/api/admin/faults")
     def get_faults() -> Any:
-        return _admin_only() or jsonify(state.as_dict())
+        return jsonify(state.as_dict())
 
     @app.put("/api/admin/faults")
     def put_faults() -> Any:
-        denied = _admin_only()
-        if denied:
-            return denied
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not isinstance(body.get("faults"), list):
             return _json_error(400, "bad_request", "expected {\"faults\": [...]}", "faults")
@@ -109,9 +103,6 @@ def register_admin(app: Flask, state: FaultState, *, is_admin: Any, get_db: Any,
 
     @app.post("/api/admin/close")
     def close() -> Any:
-        denied = _admin_only()
-        if denied:
-            return denied
         body = request.get_json(silent=True) or {}
         mode = str(body.get("mode", "503"))
         moved_to = body.get("moved_to")
@@ -127,17 +118,11 @@ def register_admin(app: Flask, state: FaultState, *, is_admin: Any, get_db: Any,
 
     @app.post("/api/admin/reopen")
     def reopen() -> Any:
-        denied = _admin_only()
-        if denied:
-            return denied
         state.closed = None
         return jsonify(closed=False)
 
     @app.post("/api/admin/import")
     def import_dossiers() -> Any:
-        denied = _admin_only()
-        if denied:
-            return denied
         body = request.get_json(silent=True)
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list):
