@@ -39,6 +39,8 @@ class RunContext:
     portal_url: str = ""
     #: Open model: arrivals waiting for an idle citizen (set at test_start).
     arrivals: Any = None
+    #: Hands out officer accounts (`locustfiles.slots.SlotBroker`), set by the locustfile.
+    slots: Any = None
     idle_citizens: int = 0
     _counters: dict[str, Any] = field(default_factory=lambda: {
         "officer": itertools.count(), "citizen": itertools.count()})

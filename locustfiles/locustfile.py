@@ -35,6 +35,7 @@ from locustfiles.citizens import CitizenUser
 from locustfiles.context import RunContext
 from locustfiles.officers import OfficerUser
 from locustfiles.telemetry import Telemetry
+from locustfiles.slots import SlotBroker
 from locustfiles.timeline import Timeline
 from locustfiles.webui import install as install_web_ui
 from rehearsal.catalogue import load_catalogue
@@ -74,6 +75,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
                      worker_index=getattr(environment.runner, "worker_index", 0),
                      worker_count=max(1, int(os.environ.get("REHEARSAL_WORKER_COUNT", "1"))))
     ctx.portal_url = (environment.host or "").rstrip("/")
+    ctx.slots = SlotBroker(environment, len(stage.units) * stage.officers.per_unit)
     CitizenUser.ctx = ctx
     OfficerUser.ctx = ctx
     OfficerUser.fixed_count = len(stage.units) * stage.officers.per_unit

@@ -32,9 +32,11 @@ class OfficerUser(PortalUser):
     def on_start(self) -> None:
         stage = self.ctx.stage
         per_unit = stage.officers.per_unit
-        self.identity = self.ctx.next_identity("officer")
-        self.unit = stage.units[(self.identity // per_unit) % len(stage.units)]
-        self.number = self.identity % per_unit + 1
+        slot = self.ctx.slots.claim() if self.ctx.slots is not None else None
+        self.identity = slot if slot is not None else self.ctx.next_identity("officer")
+        units = len(stage.units)
+        self.unit = stage.units[self.identity % units]
+        self.number = (self.identity // units) % per_unit + 1
         self.username = f"cb{self.unit}-{self.number}"
         if per_unit == 1:
             self.statuses, self.specialist_slot = "1,2,4,9", None

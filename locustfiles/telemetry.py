@@ -17,6 +17,7 @@ from __future__ import annotations
 import locust  # noqa: F401  (first: gevent patches the standard library)
 
 import json
+import logging
 import time
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,7 @@ from rehearsal.ledger import LedgerWriter
 
 from .common import SIGNED_IN
 
+log = logging.getLogger("rehearsal.telemetry")
 EVENTS, TICK = "rehearsal:events", "rehearsal:tick"
 FLUSH_EVERY_S = 1.0
 SAMPLE_EVERY_S = 2.0
@@ -50,6 +52,8 @@ class Telemetry:
         self.node_sessions: dict[str, int] = {}
         self.counts = {"submitted": 0, "complete": 0, "events": 0}
         self.filed: set[int] = set()
+        #: Distributed: every worker the master has known, to tell the lost ones.
+        self.workers_seen: set[str] = set()
         #: unit code -> [submitted, complete] of this stage's dossiers (the live 168-unit view).
         self.units: dict[int, list[int]] = {}
         #: The last time-series row (the live KPIs).
@@ -78,16 +82,23 @@ class Telemetry:
     def flush(self) -> None:
         if self.buffer:
             batch, self.buffer = self.buffer, []
-            self.env.runner.send_message(EVENTS, batch)
+            try:
+                self.env.runner.send_message(EVENTS, batch)
+            except Exception:
+                self.buffer[:0] = batch  # keep them for the next attempt: the ledger must not miss any
+                raise
 
     def _send_loop(self) -> None:
         last_tick = 0.0
         while True:
             gevent.sleep(FLUSH_EVERY_S)
-            self.flush()
-            if time.time() - last_tick >= SAMPLE_EVERY_S:
-                last_tick = time.time()
-                self.env.runner.send_message(TICK, {"sessions": self.active_sessions()})
+            try:
+                self.flush()
+                if time.time() - last_tick >= SAMPLE_EVERY_S:
+                    last_tick = time.time()
+                    self.env.runner.send_message(TICK, {"sessions": self.active_sessions()})
+            except Exception:  # noqa: BLE001 (one failed send must not silence this process for the rest of the stage)
+                log.exception("rehearsal telemetry: sending to the master failed; retrying")
 
     # -- the master / local runner --------------------------------------------
     def _on_events(self, environment: Environment, msg: Any, **_: Any) -> None:
@@ -139,6 +150,15 @@ class Telemetry:
             "fail_per_s": round(total.current_fail_per_sec, 2),
             "portal_error": error,
         }
+        runner = self.env.runner
+        if isinstance(runner, MasterRunner):
+            alive = {c.id for c in runner.clients.all if c.state != "missing"}
+            self.workers_seen |= alive | {c.id for c in runner.clients.all}
+            row["workers"] = len(alive)
+            row["workers_lost"] = sorted(self.workers_seen - alive)
+            for lost in row["workers_lost"]:  # a dead worker's last count is not sessions any more
+                self.node_sessions.pop(lost, None)
+            row["sessions_harness"] = sum(self.node_sessions.values())
         self.last_row = row
         if self.series is not None:
             self.series.write(json.dumps(row) + "\n")

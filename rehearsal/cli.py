@@ -69,7 +69,7 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
     if args.web_ui:
         print(f"Locust web UI (with the Rehearsal and Units tabs): http://127.0.0.1:{args.web_ui}", flush=True)
     result = run_plan(plan, target, only=args.stage or None, start_from=args.start_from, national_url=national_url,
-                      web_ui_port=args.web_ui,
+                      web_ui_port=args.web_ui, workers=args.workers,
                       reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR)
     summary = result.summary
     for stage in summary["stages"]:
@@ -109,6 +109,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_GO
 
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of worker processes; found {text!r}") from None
+    if not 0 <= n <= 64:
+        raise argparse.ArgumentTypeError(f"expected 0 to 64 worker processes; found {n}")
+    return n
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-scale", type=float, default=None, metavar="N",
                    help="compress simulated time N times (default: the scenario's)")
@@ -116,6 +126,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="run only this stage (repeatable)")
     p.add_argument("--from", dest="start_from", default=None, metavar="NAME",
                    help="resume the plan: run this stage and the ones after it")
+    p.add_argument("--workers", type=_workers, default=0, metavar="N",
+                   help="run Locust distributed: a master and N worker processes here (one per core is a good start)")
     p.add_argument("--web-ui", type=int, default=None, metavar="PORT",
                    help="run each stage with Locust's web UI on 127.0.0.1:PORT (it starts and stops by itself)")
     p.add_argument("--national-url", default=None, metavar="URL",

@@ -169,10 +169,16 @@ def print_progress(line: str, final: bool) -> None:
 
 def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
               env: dict[str, str] | None = None, national_url: str | None = None,
-              web_ui_port: int | None = None, target: Target | None = None) -> bool:
+              web_ui_port: int | None = None, target: Target | None = None, workers: int = 0) -> bool:
     """One stage in a Locust process; True if it ran to its planned end.
 
     For a stage with a cutover, `url` is the legacy portal and `national_url` the one it moves to.
+    With `workers`, Locust runs distributed on this machine: one master (it
+    writes the ledger, the time series and the CSVs, plays the timeline and
+    stops the stage) and that many worker processes that run the users and
+    send their events to it (`locustfiles.telemetry`). A worker that dies is
+    noticed by the master (no heartbeat for 3 s); the master hands its users
+    to the others (``--enable-rebalancing``) and the loss is reported.
     """
     stage_dir = run_dir / "stages" / stage.name
     stage_dir.mkdir(parents=True, exist_ok=True)
@@ -194,9 +200,25 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
         cmd += ["--admin-token-env", target.admin_token_env]
     budget = stage.total_s / plan.time_scale
     started = time.monotonic()
+    worker_procs: list[subprocess.Popen[bytes]] = []
+    child_env = {**os.environ, **(env or {})}
+    if workers:
+        port = _free_port()
+        child_env["REHEARSAL_WORKER_COUNT"] = str(workers)
+        worker_cmd = [a for a in cmd[:cmd.index("--csv")] if a not in mode] + cmd[cmd.index("--exit-code-on-error"):]
+        worker_cmd = [*worker_cmd[:5], "--loglevel", "WARNING", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+                      *worker_cmd[5:]]
+        cmd[5:5] = ["--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
+                    "--master-bind-port", str(port), "--enable-rebalancing"]
     with (stage_dir / "locust.out").open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, **(env or {})}, preexec_fn=_die_with_parent(signal.SIGINT))
+                                env=child_env, preexec_fn=_die_with_parent(signal.SIGINT))
+        for i in range(workers):
+            log = (stage_dir / f"worker-{i}.log").open("ab")
+            worker_procs.append(subprocess.Popen(
+                [*worker_cmd, "--logfile", str(stage_dir / f"worker-{i}.log")], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=child_env, preexec_fn=_die_with_parent(signal.SIGTERM)))
+        (stage_dir / "workers.json").write_text(json.dumps([w.pid for w in worker_procs]))
         try:
             next_print = 0.0
             while proc.poll() is None:
@@ -212,10 +234,25 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
         except KeyboardInterrupt:
             _stop(proc)  # Locust writes its CSVs and flushes the ledger on SIGINT
             raise
+        finally:
+            for w in worker_procs:  # workers quit with their master; make sure of it
+                try:
+                    w.wait(15)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+                    w.wait()
     if progress:
         rows = read_timeseries(stage_dir / "timeseries.jsonl")
         progress(_progress_line(stage, plan, rows[-1] if rows else None, time.monotonic() - started), True)
     return proc.returncode == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -253,7 +290,7 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
 def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, start_from: str | None = None,
              reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
              target_env: dict[str, str] | None = None, national_url: str | None = None,
-             web_ui_port: int | None = None) -> RunResult:
+             web_ui_port: int | None = None, workers: int = 0) -> RunResult:
     """Run the plan's stages in order (or only those named, or from one on) and write the run directory.
 
     On the embedded target, a plan with a cutover gets two reference portals:
@@ -273,7 +310,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
     summary: dict[str, Any] = {
         "scenario": plan.name, "run_id": run_dir.name, "started_at": _utc(started), "finished_at": None,
         "time_scale": plan.time_scale, "target": target.name if target.embedded else target.url,
-        "verdict": "INCOMPLETE", "stages": [], "harness_version": __version__,
+        "verdict": "INCOMPLETE", "stages": [], "harness_version": __version__, "workers": workers,
     }
     write_summary(run_dir, summary)
     portals: list[PortalProcess] = []
@@ -306,7 +343,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                                    f"with --national-url (the target is the legacy one)")
                 finished = run_stage(plan, stage, run_dir, str(stage_url), progress=progress, env=target_env,
                                      national_url=url if stage.cutover else None, web_ui_port=web_ui_port,
-                                     target=target)
+                                     target=target, workers=workers)
             finally:
                 rec, cut = None, None
                 stage_dir = run_dir / "stages" / stage.name

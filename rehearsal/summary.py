@@ -83,6 +83,16 @@ def portal_outages(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _workers(series: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Distributed runs: the most workers connected, and those that went missing (None when local)."""
+    rows = [r for r in series if "workers" in r]
+    if not rows:
+        return None
+    lost = sorted({w for r in rows for w in r.get("workers_lost", [])})
+    first_lost = next((r["t"] for r in rows if r.get("workers_lost")), None)
+    return {"peak": max(r["workers"] for r in rows), "lost": lost, "first_lost_at": first_lost}
+
+
 def read_markers(path: Path) -> list[dict[str, Any]]:
     """The stage's fault and cutover markers (``markers.jsonl``), torn last line ignored."""
     return read_timeseries(path)
@@ -159,6 +169,7 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "cutover": cutover,
         "arrivals_dropped": counts.get("arrival_dropped", 0),
         "portal_outages": portal_outages(series),
+        "workers": _workers(series),
     }
 
 
