@@ -95,6 +95,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if ctx is not None:
         ctx.started_at = time.time()
         ctx.worker_index = getattr(environment.runner, "worker_index", 0)
+        if not ctx.portal_url and environment.host:  # a worker started without --host learns it from the master
+            ctx.portal_url = environment.host.rstrip("/")
+            ctx.telemetry.portal_url = ctx.portal_url
         ctx.telemetry.start()
         timeline: Timeline | None = getattr(environment, "rehearsal_timeline", None)
         if timeline is not None:

@@ -66,10 +66,13 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
                                           confirmed=args.confirm_target).url)
     from .report import percent
 
+    if args.remote_workers and not args.master_bind:
+        raise TargetError("--remote-workers needs --master-bind HOST:PORT (where the other machines connect)")
     if args.web_ui:
         print(f"Locust web UI (with the Rehearsal and Units tabs): http://127.0.0.1:{args.web_ui}", flush=True)
     result = run_plan(plan, target, only=args.stage or None, start_from=args.start_from, national_url=national_url,
-                      web_ui_port=args.web_ui, workers=args.workers,
+                      web_ui_port=args.web_ui, workers=args.workers, remote_workers=args.remote_workers,
+                      master_bind=_master_bind(args.master_bind) if args.master_bind else None,
                       reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR)
     summary = result.summary
     for stage in summary["stages"]:
@@ -119,6 +122,13 @@ def _workers(text: str) -> int:
     return n
 
 
+def _master_bind(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise TargetError(f"--master-bind: expected HOST:PORT like 0.0.0.0:5557; found {text!r}")
+    return host, int(port)
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-scale", type=float, default=None, metavar="N",
                    help="compress simulated time N times (default: the scenario's)")
@@ -128,6 +138,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="resume the plan: run this stage and the ones after it")
     p.add_argument("--workers", type=_workers, default=0, metavar="N",
                    help="run Locust distributed: a master and N worker processes here (one per core is a good start)")
+    p.add_argument("--remote-workers", type=_workers, default=0, metavar="N",
+                   help="also wait for N workers from other machines ('rehearse worker'); needs --master-bind")
+    p.add_argument("--master-bind", default=None, metavar="HOST:PORT",
+                   help="where the Locust master listens for workers (default: loopback, any free port)")
     p.add_argument("--web-ui", type=int, default=None, metavar="PORT",
                    help="run each stage with Locust's web UI on 127.0.0.1:PORT (it starts and stops by itself)")
     p.add_argument("--national-url", default=None, metavar="URL",
@@ -206,6 +220,15 @@ def _register_dashboard(sub: argparse._SubParsersAction) -> None:
 
 
 _EXTRA_COMMANDS.append(_register_dashboard)
+
+
+def _register_worker(sub: argparse._SubParsersAction) -> None:
+    from .worker import register
+
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_worker)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,8 @@ from .targets import Target
 
 #: Extra wall seconds a stage may take beyond its plan before it is stopped.
 STAGE_OVERRUN_S = 120.0
+#: How long a distributed stage's master waits for all its workers before giving up on the stage.
+WORKERS_MAX_WAIT_S = 120.0
 
 Progress = Callable[[str, bool], None]
 
@@ -169,7 +171,8 @@ def print_progress(line: str, final: bool) -> None:
 
 def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
               env: dict[str, str] | None = None, national_url: str | None = None,
-              web_ui_port: int | None = None, target: Target | None = None, workers: int = 0) -> bool:
+              web_ui_port: int | None = None, target: Target | None = None, workers: int = 0,
+              remote_workers: int = 0, master_bind: tuple[str, int] | None = None) -> bool:
     """One stage in a Locust process; True if it ran to its planned end.
 
     For a stage with a cutover, `url` is the legacy portal and `national_url` the one it moves to.
@@ -198,18 +201,19 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
         cmd += ["--officer-password-env", target.officer_password_env]
     if target is not None and target.admin_token_env:
         cmd += ["--admin-token-env", target.admin_token_env]
-    budget = stage.total_s / plan.time_scale
+    budget = stage.total_s / plan.time_scale + (WORKERS_MAX_WAIT_S if remote_workers else 0.0)
     started = time.monotonic()
     worker_procs: list[subprocess.Popen[bytes]] = []
     child_env = {**os.environ, **(env or {})}
-    if workers:
-        port = _free_port()
-        child_env["REHEARSAL_WORKER_COUNT"] = str(workers)
+    if workers or remote_workers:
+        bind_host, port = master_bind or ("127.0.0.1", _free_port())
+        child_env["REHEARSAL_WORKER_COUNT"] = str(workers + remote_workers)
         worker_cmd = [a for a in cmd[:cmd.index("--csv")] if a not in mode] + cmd[cmd.index("--exit-code-on-error"):]
         worker_cmd = [*worker_cmd[:5], "--loglevel", "WARNING", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
                       *worker_cmd[5:]]
-        cmd[5:5] = ["--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
-                    "--master-bind-port", str(port), "--enable-rebalancing"]
+        cmd[5:5] = ["--master", "--expect-workers", str(workers + remote_workers), "--master-bind-host", bind_host,
+                    "--master-bind-port", str(port), "--enable-rebalancing",
+                    "--expect-workers-max-wait", str(int(WORKERS_MAX_WAIT_S))]
     with (stage_dir / "locust.out").open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=child_env, preexec_fn=_die_with_parent(signal.SIGINT))
@@ -290,7 +294,8 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
 def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, start_from: str | None = None,
              reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
              target_env: dict[str, str] | None = None, national_url: str | None = None,
-             web_ui_port: int | None = None, workers: int = 0) -> RunResult:
+             web_ui_port: int | None = None, workers: int = 0, remote_workers: int = 0,
+             master_bind: tuple[str, int] | None = None) -> RunResult:
     """Run the plan's stages in order (or only those named, or from one on) and write the run directory.
 
     On the embedded target, a plan with a cutover gets two reference portals:
@@ -343,7 +348,8 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                                    f"with --national-url (the target is the legacy one)")
                 finished = run_stage(plan, stage, run_dir, str(stage_url), progress=progress, env=target_env,
                                      national_url=url if stage.cutover else None, web_ui_port=web_ui_port,
-                                     target=target, workers=workers)
+                                     target=target, workers=workers, remote_workers=remote_workers,
+                                     master_bind=master_bind)
             finally:
                 rec, cut = None, None
                 stage_dir = run_dir / "stages" / stage.name

@@ -86,3 +86,26 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path)
     lost_at = stage["workers"]["first_lost_at"]
     assert any(e["t"] > lost_at + 2 for e in read_events(run_dir / "ledger" / "dist.jsonl")
                if e["kind"] == "submitted")
+
+
+def test_a_worker_from_another_machine_joins_with_rehearse_worker(tmp_path: Path) -> None:
+    """`rehearse worker` as a second machine would run it (here on loopback): it joins and its users count."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    plan = tmp_path / "dist.yaml"
+    plan.write_text(PLAN, encoding="utf-8")
+    worker = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "worker", str(plan), "--master",
+                               f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT)
+    reports = tmp_path / "reports"
+    run = subprocess.run([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--workers", "1",
+                          "--remote-workers", "1", "--master-bind", f"127.0.0.1:{port}", "--reports-dir",
+                          str(reports)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+    out, err = worker.communicate(timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert worker.returncode == 0 and "stage dist" in out, out + err
+    stage, filed, on_portal = _accounting(next(reports.iterdir()))
+    assert stage["workers"]["peak"] == 2 and filed == on_portal and filed
