@@ -188,32 +188,34 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
     # With a web UI, Locust starts the stage by itself (--autostart) and quits when the shape ends it.
     mode = (["--autostart", "--autoquit", "3", "--web-host", "127.0.0.1", "--web-port", str(web_ui_port)]
             if web_ui_port else ["--headless"])
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py"), *mode,
-           "--host", url, "--plan", str(plan.source), "--stage", stage.name,
-           "--time-scale", str(plan.time_scale), "--run-dir", str(run_dir),
-           "--csv", str(stage_dir / "locust"), "--csv-full-history", "--only-summary",
-           "--loglevel", "WARNING", "--logfile", str(stage_dir / "locust.log"),
-           "--exit-code-on-error", "0"]
+    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py")]
+    # What every process of the stage is told (master and workers alike).
+    common = ["--host", url, "--plan", str(plan.source), "--stage", stage.name,
+              "--time-scale", str(plan.time_scale), "--run-dir", str(run_dir), "--exit-code-on-error", "0"]
     if national_url:
-        cmd += ["--national-url", national_url]
+        common += ["--national-url", national_url]
     # Secrets travel by the *names* of environment variables, never as values on a command line.
     if target is not None and target.officer_password_env:
-        cmd += ["--officer-password-env", target.officer_password_env]
+        common += ["--officer-password-env", target.officer_password_env]
     if target is not None and target.admin_token_env:
-        cmd += ["--admin-token-env", target.admin_token_env]
+        common += ["--admin-token-env", target.admin_token_env]
+    # Only the master (or the single process) writes Locust's CSVs.
+    cmd = [*locust, *mode, *common, "--csv", str(stage_dir / "locust"), "--csv-full-history", "--only-summary",
+           "--loglevel", "WARNING", "--logfile", str(stage_dir / "locust.log")]
     budget = stage.total_s / plan.time_scale + (WORKERS_MAX_WAIT_S if remote_workers else 0.0)
     started = time.monotonic()
     worker_procs: list[subprocess.Popen[bytes]] = []
     child_env = {**os.environ, **(env or {})}
+    worker_cmd: list[str] = []
     if workers or remote_workers:
         bind_host, port = master_bind or ("127.0.0.1", _free_port())
         child_env["REHEARSAL_WORKER_COUNT"] = str(workers + remote_workers)
-        worker_cmd = [a for a in cmd[:cmd.index("--csv")] if a not in mode] + cmd[cmd.index("--exit-code-on-error"):]
-        worker_cmd = [*worker_cmd[:5], "--loglevel", "WARNING", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-                      *worker_cmd[5:]]
-        cmd[5:5] = ["--master", "--expect-workers", str(workers + remote_workers), "--master-bind-host", bind_host,
-                    "--master-bind-port", str(port), "--enable-rebalancing",
-                    "--expect-workers-max-wait", str(int(WORKERS_MAX_WAIT_S))]
+        local = "127.0.0.1" if bind_host in ("0.0.0.0", "::", "") else bind_host
+        worker_cmd = [*locust, "--worker", "--master-host", local, "--master-port", str(port), *common,
+                      "--loglevel", "WARNING"]
+        cmd += ["--master", "--expect-workers", str(workers + remote_workers), "--master-bind-host", bind_host,
+                "--master-bind-port", str(port), "--enable-rebalancing",
+                "--expect-workers-max-wait", str(int(WORKERS_MAX_WAIT_S))]
     with (stage_dir / "locust.out").open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=child_env, preexec_fn=_die_with_parent(signal.SIGINT))
