@@ -25,6 +25,9 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import publish  # noqa: E402
 
 
 def run(scenario: str, workers: int) -> dict:
@@ -71,10 +74,7 @@ def main() -> int:
     figures = {"scenario": args.scenario, "one_process": one, "distributed": many,
                "throughput_ratio": round(many["requests_per_s"] / one["requests_per_s"], 3),
                "locust_cpu_ratio": round(many["locust_cpu_s"] / one["locust_cpu_s"], 3) if one["locust_cpu_s"] else None}
-    print(json.dumps(figures, indent=1))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=1))
+    publish(figures, args.out)
     return 0
 
 

@@ -26,7 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 
+from benchlib import publish  # noqa: E402
 from rehearsal.catalogue import load_catalogue  # noqa: E402
 from rehearsal.wards import load_units  # noqa: E402
 
@@ -142,10 +144,7 @@ def main() -> int:
                "targets": {"build_s": 20, "peak_rss_mb": 1536},
                "machine": {"cpus": __import__("os").cpu_count()}}
     figures["pass"] = figures["build_s"] <= 20 and figures["peak_rss_mb"] <= 1536
-    print(json.dumps(figures, indent=1))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=1))
+    publish(figures, args.out)
     return 0
 
 
