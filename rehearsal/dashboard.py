@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunError, TargetError
-from .report import TEXT, percent, read_summary
+from .report import TEXT, read_summary
 from .wards import FormerProvince, load_units
 
 COMPLETE_KINDS = ("returned", "refused_intake")

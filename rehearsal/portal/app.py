@@ -25,7 +25,7 @@ from flask import Flask, Response, current_app, g, jsonify, redirect, request
 
 from ..catalogue import Catalogue, Procedure, load_catalogue
 from ..wards import units_by_code
-from .admin import export_full, register_admin, set_id_base
+from .admin import export_full, register_admin
 from .db import close_db, get_db, hash_password, init_db
 from .faults import FaultState
 from .live import PROM_BUCKETS, LiveView
