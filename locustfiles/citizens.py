@@ -37,6 +37,8 @@ _GIVEN = ("An", "Bình", "Chi", "Dũng", "Hà", "Hương", "Khoa", "Lan", "Minh"
 class CitizenUser(PortalUser):
     """A citizen filing one dossier per visit and following it to its result."""
 
+    tag = "citizen"
+
     def on_start(self) -> None:
         self.identity = self.ctx.next_identity("citizen")
         units = self.ctx.stage.units
@@ -52,7 +54,7 @@ class CitizenUser(PortalUser):
         if self.ctx.arrivals is not None:  # open model: wait to be the next citizen who arrives
             self.ctx.idle_citizens += 1
             try:
-                self.ctx.arrivals.get()
+                self.intended = self.ctx.arrivals.get()
             finally:
                 self.ctx.idle_citizens -= 1
         load = self.ctx.stage.citizens

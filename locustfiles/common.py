@@ -33,6 +33,8 @@ class PortalUser(FastHttpUser):
     abstract = True
     #: Set by the locustfile's init hook before any user starts.
     ctx: RunContext
+    #: Who sends the requests: the ``tag`` a gate can filter on (``error_rate{tag=officer}``).
+    tag = ""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -41,6 +43,12 @@ class PortalUser(FastHttpUser):
         self.session_lost = False
         self.last_active = 0.0
         self.rng = random.Random()
+        #: Open model: when this visit's arrival was due; the next request is measured from it.
+        self.intended: float | None = None
+
+    def context(self) -> dict[str, Any]:
+        """Sent with every request event: the latency recorder files the request under this tag."""
+        return {"tag": self.tag}
 
     # -- time ---------------------------------------------------------------
     def think(self, low_s: float, high_s: float) -> None:
@@ -67,8 +75,10 @@ class PortalUser(FastHttpUser):
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         url = path if path.startswith(("http://", "https://")) else self.ctx.portal_url + path
+        context = {"intended": self.intended} if self.intended else {}
+        self.intended = None
         with self.client.request(method, url, name=name, headers=headers, allow_redirects=path.startswith("/pay/"),
-                                 catch_response=True, **kwargs) as resp:
+                                 catch_response=True, context=context, **kwargs) as resp:
             status = resp.status_code or 0
             body: Any = None
             try:

@@ -42,6 +42,8 @@ class RunContext:
     #: Hands out officer accounts (`locustfiles.slots.SlotBroker`), set by the locustfile.
     slots: Any = None
     idle_citizens: int = 0
+    #: This process's HDR latency recorder (`locustfiles.latency.LatencyRecorder`), set by the locustfile.
+    latency: Any = None
     _counters: dict[str, Any] = field(default_factory=lambda: {
         "officer": itertools.count(), "citizen": itertools.count()})
 

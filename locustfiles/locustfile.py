@@ -31,8 +31,10 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from locustfiles.abort import GateWatch
 from locustfiles.citizens import CitizenUser
 from locustfiles.context import RunContext
+from locustfiles.latency import LatencyRecorder
 from locustfiles.officers import OfficerUser
 from locustfiles.telemetry import Telemetry
 from locustfiles.slots import SlotBroker
@@ -75,6 +77,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
                      worker_index=getattr(environment.runner, "worker_index", 0),
                      worker_count=max(1, int(os.environ.get("REHEARSAL_WORKER_COUNT", "1"))))
     ctx.portal_url = (environment.host or "").rstrip("/")
+    ctx.latency = LatencyRecorder(environment, stage_dir=run_dir / "stages" / stage.name if run_dir else None,
+                                  time_scale=plan.time_scale)
     ctx.slots = SlotBroker(environment, len(stage.units) * stage.officers.per_unit)
     CitizenUser.ctx = ctx
     OfficerUser.ctx = ctx
@@ -87,6 +91,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
             stage_dir=run_dir / "stages" / stage.name if run_dir else None,
             admin_token=os.environ.get(options.admin_token_env) or None)
         environment.rehearsal_timeline.on_switch = lambda url: setattr(telemetry, "portal_url", url)
+        environment.rehearsal_gate_watch = GateWatch(  # type: ignore[attr-defined]
+            environment, stage, time_scale=plan.time_scale,
+            stage_dir=run_dir / "stages" / stage.name if run_dir else None,
+            mark=environment.rehearsal_timeline.mark)
 
 
 @events.test_start.add_listener
@@ -99,9 +107,14 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
             ctx.portal_url = environment.host.rstrip("/")
             ctx.telemetry.portal_url = ctx.portal_url
         ctx.telemetry.start()
+        ctx.latency.start(ctx.started_at)
         timeline: Timeline | None = getattr(environment, "rehearsal_timeline", None)
         if timeline is not None:
             timeline.start(ctx.started_at)
+        watch: GateWatch | None = getattr(environment, "rehearsal_gate_watch", None)
+        if watch is not None and watch.start(ctx.started_at):
+            ctx.latency.watchers.append(watch.on_latency)
+            ctx.telemetry.sample_watchers.append(watch.on_sample)
         if ctx.stage.citizens.arrival_rate_per_min and not isinstance(environment.runner, MasterRunner):
             ctx.arrivals = Queue()
             gevent.spawn(_arrivals, ctx)
@@ -115,12 +128,17 @@ def _arrivals(ctx: RunContext) -> None:
     """
     per_wall_s = ctx.stage.citizens.arrival_rate_per_min * ctx.time_scale / 60 / ctx.worker_count
     rng = random.Random()
-    start = ctx.lead_wall
-    gevent.sleep(max(0.0, ctx.started_at + start - time.time()))
-    while ctx.filing_open():
-        gevent.sleep(rng.expovariate(per_wall_s))
+    # The schedule is fixed in advance (each arrival's intended time), not "sleep, then arrive": a
+    # process that falls behind does not quietly thin the arrivals, and each arrival carries the time
+    # it was due, which its first request is measured from (locustfiles.latency).
+    intended = ctx.started_at + ctx.lead_wall
+    while True:
+        intended += rng.expovariate(per_wall_s)
+        if intended >= ctx.started_at + ctx.lead_wall + ctx.window_wall:
+            return
+        gevent.sleep(max(0.0, intended - time.time()))
         if ctx.idle_citizens > ctx.arrivals.qsize():
-            ctx.arrivals.put_nowait(1)
+            ctx.arrivals.put_nowait(intended)
         else:
             ctx.telemetry.emit("arrival_dropped")
 
@@ -130,6 +148,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     ctx: RunContext | None = getattr(environment, "rehearsal", None)
     if ctx is not None:
         ctx.telemetry.stop()
+        ctx.latency.stop()
     timeline: Timeline | None = getattr(environment, "rehearsal_timeline", None)
     if timeline is not None:
         timeline.stop()
@@ -140,6 +159,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     ctx: RunContext | None = getattr(environment, "rehearsal", None)
     if ctx is not None:
         ctx.telemetry.close()
+        ctx.latency.close()
 
 
 def citizens_at(ctx: RunContext, t: float) -> tuple[int, float]:

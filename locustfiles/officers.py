@@ -29,6 +29,8 @@ PROCESSING = "2,4"   # received (to process) and processing
 class OfficerUser(PortalUser):
     """One officer account of one unit."""
 
+    tag = "officer"
+
     def on_start(self) -> None:
         stage = self.ctx.stage
         per_unit = stage.officers.per_unit

@@ -58,6 +58,8 @@ class Telemetry:
         self.units: dict[int, list[int]] = {}
         #: The last time-series row (the live KPIs).
         self.last_row: dict[str, Any] = {}
+        #: Called with each time-series row as it is written (the live gates).
+        self.sample_watchers: list[Any] = []
         self.ledger: LedgerWriter | None = None
         self.series = None
         if self.is_sink and run_dir is not None:
@@ -163,6 +165,11 @@ class Telemetry:
         if self.series is not None:
             self.series.write(json.dumps(row) + "\n")
             self.series.flush()
+        for watch in self.sample_watchers:
+            try:
+                watch(row)
+            except Exception:  # noqa: BLE001 (a watcher's bug must not stop the sampling)
+                log.exception("rehearsal telemetry: a watcher failed")
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:

@@ -19,3 +19,5 @@ CONFIG_DIR: Path = PROJECT_ROOT / "config"
 SCENARIOS_DIR: Path = PROJECT_ROOT / "scenarios"
 LOCUSTFILES_DIR: Path = PROJECT_ROOT / "locustfiles"
 REPORTS_DIR: Path = PROJECT_ROOT / "reports"
+#: Stored baselines (`rehearse baseline save`): small JSON files meant to be committed.
+BASELINES_DIR: Path = PROJECT_ROOT / "baselines"

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import RehearsalError, TargetError
+from .errors import PlanError, RehearsalError, TargetError
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 
@@ -53,7 +53,17 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
     from .runner import run_plan
     from .targets import resolve_target
 
+    from .baseline import load_baseline
+
     plan = load_plan(scenario, time_scale=args.time_scale)
+    baseline = None
+    if args.baseline:
+        baseline = load_baseline(args.baseline)  # a missing baseline fails before any load is sent
+    elif plan.baseline:
+        try:
+            baseline = load_baseline(plan.baseline)
+        except PlanError as exc:  # the scenario's default: its first run has nothing to compare with yet
+            print(f"rehearse: note: {exc}; 'baseline' gates are skipped", file=sys.stderr)
     for name in [*args.stage, *([args.start_from] if args.start_from else [])]:
         plan.stage(name)  # unknown names fail before any load is sent
     target = resolve_target(args.target or plan.target, url=args.target_url, confirmed=args.confirm_target)
@@ -64,6 +74,7 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
                               "both portals itself")
         national_url = str(resolve_target(args.target or plan.target, url=args.national_url,
                                           confirmed=args.confirm_target).url)
+    from .ci_commands import format_gates
     from .report import percent
 
     if args.remote_workers and not args.master_bind:
@@ -73,7 +84,8 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
     result = run_plan(plan, target, only=args.stage or None, start_from=args.start_from, national_url=national_url,
                       web_ui_port=args.web_ui, workers=args.workers, remote_workers=args.remote_workers,
                       master_bind=_master_bind(args.master_bind) if args.master_bind else None,
-                      reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR)
+                      reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR,
+                      baseline=baseline, junit=Path(args.junit) if args.junit else None)
     summary = result.summary
     for stage in summary["stages"]:
         d, s = stage["dossiers"], stage["sessions"]
@@ -81,9 +93,15 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
               f"completion {percent(stage['completion_rate'])}  sessions {s['peak_harness']} harness / "
               f"{s['peak_portal']} portal  dossiers {d['submitted']} submitted, {d['complete']} complete, "
               f"{d['lost']} lost, {d['duplicated']} duplicated")
-        for gate in stage["gates"]:
-            if not gate["passed"]:
-                print(f"  gate failed: {gate['expr']} (observed {gate['observed']})")
+        for line in format_gates([g for g in stage["gates"] if g.get("status") != "passed"]):
+            print(line)
+        if stage.get("aborted"):
+            print(f"  stage aborted at {stage['aborted'].get('at_s')} s (simulated) by gate "
+                  f"{stage['aborted'].get('gate')!r}")
+    if summary.get("not_run"):
+        print(f"not run: {', '.join(summary['not_run'])}")
+    if summary.get("gates"):
+        print("whole run:\n" + "\n".join(format_gates(summary["gates"])))
     print(f"verdict: {summary['verdict']}")
     print(f"report: {result.run_dir / 'index.html'}")
     if summary["verdict"] == "INCOMPLETE":
@@ -151,6 +169,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confirm-target", action="store_true",
                    help="confirm a target that is allowed but not loopback")
     p.add_argument("--reports-dir", default=None, help="where run directories go (default: reports/)")
+    p.add_argument("--baseline", default=None, metavar="NAME",
+                   help="baseline (baselines/NAME.json, or a file) for gates written 'baseline * 1.10'")
+    p.add_argument("--junit", default=None, metavar="FILE", help="also write the gates as JUnit XML here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,6 +250,15 @@ def _register_worker(sub: argparse._SubParsersAction) -> None:
 
 
 _EXTRA_COMMANDS.append(_register_worker)
+
+
+def _register_ci(sub: argparse._SubParsersAction) -> None:
+    from .ci_commands import register
+
+    register(sub)
+
+
+_EXTRA_COMMANDS.append(_register_ci)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

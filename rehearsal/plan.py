@@ -16,6 +16,8 @@ explains every field)::
     target: reference           # optional, default reference (a name in config/targets.yaml)
     time_scale: 60              # optional number > 0, default 1 (real time); --time-scale overrides
     seed: 1                     # optional whole number, default 1
+    baseline: ci-main           # optional: the stored baseline 'baseline' thresholds compare with
+    gates: [...]                # optional: gates on the whole run (all stages together)
     stages:                     # required, at least one; stage names unique
       - name: full              # required slug
         description: "..."      # optional text
@@ -41,9 +43,14 @@ explains every field)::
           supplement_share: 0.05
           refuse_share: 0.02
           sign_in_lead: 0s      # >= 0: officers start this long before citizens
-        gates:                  # optional: "metric op number", or {name: ..., expr: ...}
+        gates:                  # optional: an expression, or {name:, expr:, abort_on_fail:, abort_grace:}
           - completion_rate >= 96%
           - {name: no lost dossiers, expr: lost_dossiers == 0}
+          - p95_ms{name="POST /api/dossiers"} over every 5m <= 800
+          - {expr: error_rate over last 2m < 5%, abort_on_fail: true, abort_grace: 5m}
+
+Gate expressions are `rehearsal.gate_language`'s: metric, filters, window,
+comparison, threshold (a number or ``baseline * 1.10``).
 
 Durations are ``90s``, ``30m``, ``2h``, ``1h30m``, ``1.5h`` or plain seconds, and
 are *simulated* time: the runner divides them by the time scale (``spawn_rate``
@@ -59,7 +66,6 @@ import difflib
 import math
 import random
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,36 +73,14 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .errors import PlanError
+from .gate_language import GATE_METRICS, RATE_METRICS, Gate, GateSyntaxError, parse_gate, satisfiable
+from .gate_language import SHAPE as GATE_SHAPE
+
+__all__ = ["GATE_METRICS", "RATE_METRICS", "Gate"]  # re-exported: they used to live here
 from .wards import PROVINCE_CODE, FormerProvince, UnitType, load_units, units_by_code
 
 if TYPE_CHECKING:
     import argparse
-
-#: Metrics a gate can test, with what they mean (shared by the gate evaluator and the docs).
-GATE_METRICS: dict[str, str] = {
-    "completion_rate": "complete / submitted dossiers of the stage, counted at the end of the grace (0..1)",
-    "on_time_rate": "finished by the due time / finished (Decision 766 indicator 2.1, 0..1)",
-    "sessions_peak_harness": "most sessions active at once, counted by the harness",
-    "sessions_peak_portal": "most sessions active at once, counted by the portal",
-    "requests": "requests sent in the stage",
-    "failures": "requests that failed",
-    "error_rate": "failures / requests (0..1)",
-    "p50_ms": "median response time of all requests, ms",
-    "p95_ms": "95th percentile response time of all requests, ms",
-    "p99_ms": "99th percentile response time of all requests, ms",
-    "max_ms": "slowest response, ms",
-    "lost_dossiers": "dossiers the harness got an ID for that the portal cannot show (must be 0)",
-    "duplicated_dossiers": "submissions that became more than one dossier on the portal",
-    "submitted_dossiers": "dossiers filed in the stage",
-    "complete_dossiers": "dossiers of the stage complete (result returned) at the end of the grace",
-    "interruption_s": "cutover: wall seconds from the first to the last failed request of the switch",
-    "migration_found_rate": "cutover: dossiers open on the legacy portal found on the national one (0..1)",
-    "arrivals_dropped": "open model: arrivals that found every citizen of the pool busy",
-}
-#: Metrics that are rates from 0 to 1: a gate on them may be written as a percentage.
-RATE_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "error_rate", "migration_found_rate"})
-#: Comparison operators of a gate, longest first (the order the parser tries them).
-GATE_OPS: tuple[str, ...] = ("<=", ">=", "==", "!=", "<", ">")
 
 MAX_OFFICERS_PER_UNIT = 20
 MAX_CITIZENS = 100_000
@@ -110,10 +94,7 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _SEPARATED = re.compile(r"[+-]?\d[\d_,]*(?:\.\d+)?\s*%?")
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?")
 _DURATION_EXAMPLES = "like 90s, 30m, 2h, 1h30m, 1.5h or a number of seconds"
-_GATE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*(.*)")
-_GATE_SLIP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(=>|=<|<>|=(?!=))\s*(.*)")
-_GATE_SLIP_FIX = {"=": "==", "=>": ">=", "=<": "<=", "<>": "!="}
-_GATE_SHAPE = f"'metric op number' like 'completion_rate >= 0.96' (op one of {' '.join(GATE_OPS)})"
+_GATE_SHAPE = GATE_SHAPE
 
 
 @dataclass(frozen=True)
@@ -198,22 +179,6 @@ class OfficerLoad:
     """Share of dossiers refused at intake."""
     sign_in_lead_s: float = 0.0
     """Officers start this many simulated seconds before the citizens."""
-
-
-@dataclass(frozen=True)
-class Gate:
-    """A threshold a stage must meet: ``metric op threshold``."""
-
-    expr: str
-    """As written, e.g. ``completion_rate >= 96%``."""
-    metric: str
-    """A key of `GATE_METRICS`."""
-    op: str
-    """One of `GATE_OPS`."""
-    threshold: float
-    """The number, percentages already divided by 100."""
-    name: str
-    """The name given in the file, else `expr`."""
 
 
 #: Fault kinds a stage can declare; all but ``absence`` are applied by the portal (`rehearsal.portal.faults`).
@@ -317,6 +282,10 @@ class Plan:
     """The scenario file, absolute (safe to hand to another process)."""
     file: str = ""
     """The scenario file as the user named it (relative if they gave it relative), for messages."""
+    gates: tuple[Gate, ...] = ()
+    """Gates on the whole run: every stage's figures together (requests merged, dossiers summed)."""
+    baseline: str | None = None
+    """The stored baseline that ``baseline`` thresholds compare with (``--baseline`` overrides)."""
 
     def stage(self, name: str) -> Stage:
         """The stage called `name`; `PlanError` listing the stage names if there is none."""
@@ -541,7 +510,8 @@ def _think_time(ctx: _Ctx, node: yaml.Node, field: str) -> ThinkTime:
 
 # -- the schema ------------------------------------------------------------------
 
-_TOP_KEYS = ("name", "description", "target", "time_scale", "seed", "stages")
+_TOP_KEYS = ("name", "description", "target", "time_scale", "seed", "baseline", "gates", "stages")
+_GATE_KEYS = ("name", "expr", "abort_on_fail", "abort_grace")
 _STAGE_KEYS = ("name", "description", "units", "duration", "grace", "citizens", "officers", "gates", "faults",
                "cutover")
 _UNIT_KEYS = ("former_province", "type", "codes", "exclude", "sample")
@@ -820,57 +790,33 @@ def _officers(ctx: _Ctx, node: yaml.Node | None, field: str) -> OfficerLoad:
 
 
 def _gate(ctx: _Ctx, node: yaml.Node, field: str) -> tuple[Gate, yaml.Node]:
-    """One gate and the node of its expression (for the line of later errors)."""
-    name = None
+    """One gate and the node of its expression (for the line of later errors); see `rehearsal.gate_language`."""
+    name, abort, grace = None, False, 0.0
     if isinstance(node, yaml.MappingNode):
-        m = _mapping(ctx, node, field, ("name", "expr"), required=("expr",), what="a gate mapping")
+        m = _mapping(ctx, node, field, _GATE_KEYS, required=("expr",), what="a gate mapping")
         name = _text(ctx, m["name"], f"{field}.name") if "name" in m else None
+        if "abort_on_fail" in m:
+            if m["abort_on_fail"].tag != _TAG + "bool":
+                raise ctx.error(m["abort_on_fail"], f"{field}.abort_on_fail",
+                                f"expected true or false; found {_describe(m['abort_on_fail'])}")
+            abort = m["abort_on_fail"].value.lower() in ("true", "yes", "on")
+        if "abort_grace" in m:
+            if not abort:
+                raise ctx.error(m["abort_grace"], f"{field}.abort_grace",
+                                "abort_grace only applies with abort_on_fail: true")
+            grace = _duration(ctx, m["abort_grace"], f"{field}.abort_grace", allow_zero=True)
         node, field = m["expr"], f"{field}.expr"
     if not isinstance(node, yaml.ScalarNode) or node.tag != _TAG + "str":
         raise ctx.error(node, field, f"expected a gate {_GATE_SHAPE}; found {_describe(node)}")
-    expr = node.value.strip()
-    slip = _GATE_SLIP.fullmatch(expr)
-    if slip:
-        op = slip.group(2)
-        raise ctx.error(node, field, f"unknown operator {op!r} in {expr!r} (did you mean {_GATE_SLIP_FIX[op]!r}?)")
-    match = _GATE.fullmatch(expr)
-    if not match:
-        raise ctx.error(node, field, f"expected {_GATE_SHAPE}; found {expr!r}")
-    metric, op, number = match.group(1), match.group(2), match.group(3).strip()
-    if metric not in GATE_METRICS:
-        close = difflib.get_close_matches(metric, list(GATE_METRICS), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(GATE_METRICS)}"
-        raise ctx.error(node, field, f"unknown gate metric {metric!r} ({hint})")
-    digits, scale = number, 1
-    if number.endswith("%"):
-        if metric not in RATE_METRICS:
-            raise ctx.error(node, field, f"a percentage is only allowed for a rate ({', '.join(sorted(RATE_METRICS))}); "
-                                         f"{metric} is a count or a time: found {number!r}")
-        digits, scale = number[:-1].rstrip(), 100
-    if _SEPARATED.fullmatch(number) and ("_" in number or "," in number):
-        raise ctx.error(node, field, f"expected {_GATE_SHAPE} with the number written without separators: "
-                                     f"{number.replace('_', '').replace(',', '')}, not {number}")
-    if not _DECIMAL.fullmatch(digits):
-        raise ctx.error(node, field, f"expected a number after {op!r} in {_GATE_SHAPE}; found {number!r}")
-    threshold = float(digits) / scale
-    if metric in RATE_METRICS and not 0 <= threshold <= 1:
-        raise ctx.error(node, field, f"{metric} is a rate from 0 to 1: write 0.96 or 96%, not {number}")
-    return Gate(expr=expr, metric=metric, op=op, threshold=threshold, name=name or expr), node
-
-
-def _satisfiable(gates: Iterable[Gate]) -> bool:
-    """Whether some value passes every gate (all on one metric)."""
-    gates = list(gates)
-    low, low_incl, high, high_incl = -math.inf, True, math.inf, True
-    for g in gates:
-        t = g.threshold
-        if g.op in (">", ">=", "==") and (t > low or (t == low and g.op == ">")):
-            low, low_incl = t, g.op != ">"
-        if g.op in ("<", "<=", "==") and (t < high or (t == high and g.op == "<")):
-            high, high_incl = t, g.op != "<"
-    if low > high or (low == high and not (low_incl and high_incl)):
-        return False
-    return not (low == high and any(g.op == "!=" and g.threshold == low for g in gates))
+    try:
+        gate = parse_gate(node.value, name=name, abort_on_fail=abort, abort_grace_s=grace)
+    except GateSyntaxError as exc:
+        raise ctx.error(node, field, str(exc)) from None
+    unit = gate.filter("unit")
+    if unit is not None and int(unit) not in units_by_code():
+        raise ctx.error(node, field, f"unknown unit code {unit} in the gate's filter (expected one of the 168 codes "
+                                     f"of province {PROVINCE_CODE}; see 'rehearse wards')")
+    return gate, node
 
 
 def _gates(ctx: _Ctx, node: yaml.Node | None, field: str) -> tuple[Gate, ...]:
@@ -885,12 +831,12 @@ def _gates(ctx: _Ctx, node: yaml.Node | None, field: str) -> tuple[Gate, ...]:
             raise ctx.error(item, f"{field}[{i}]", f"gate {gate.name!r} is given twice (first as "
                                                    f"{field}[{names[gate.name]}]; expected unique names)")
         names[gate.name] = i
-        same = [g for g in gates if g.metric == gate.metric] + [gate]
-        if not _satisfiable(same):
+        same = [g for g in gates if g.key == gate.key] + [gate]
+        if not satisfiable(same):
             exprs = " and ".join(repr(g.expr) for g in same)
             # The line is the gate that made the set impossible; the field is the list, since the
             # mistake is in no single gate.
-            raise ctx.error(expr_node, field, f"contradictory gates on {gate.metric}: {exprs} cannot all pass")
+            raise ctx.error(expr_node, field, f"contradictory gates on {gate.key}: {exprs} cannot all pass")
         gates.append(gate)
     return tuple(gates)
 
@@ -972,8 +918,14 @@ def load_plan(path: str | Path, *, time_scale: float | None = None) -> Plan:
                                                             f"stages[{first[stage.name]}]; expected unique names)")
         first[stage.name] = i
         stages.append(stage)
+    gates = _gates(ctx, m.get("gates"), "gates")
+    if any(g.abort_on_fail for g in gates):
+        bad = next(i for i, g in enumerate(gates) if g.abort_on_fail)
+        raise ctx.error(_list(ctx, m["gates"], "gates")[bad], f"gates[{bad}].abort_on_fail",
+                        "a gate on the whole run cannot abort a stage: put it under the stage's gates")
+    baseline = _text(ctx, m["baseline"], "baseline") if "baseline" in m else None
     return Plan(name=name, description=description, target=target, time_scale=scale, seed=seed,
-                stages=tuple(stages), source=Path(path).resolve(), file=file)
+                stages=tuple(stages), source=Path(path).resolve(), file=file, gates=gates, baseline=baseline)
 
 
 # -- what `rehearse validate` prints -----------------------------------------------

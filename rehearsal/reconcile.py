@@ -59,6 +59,9 @@ class UnitResult:
 
     submitted: int = 0
     complete: int = 0
+    lost: int = 0
+    finished: int = 0
+    on_time: int = 0
     complete_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -67,7 +70,8 @@ class UnitResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"submitted": self.submitted, "complete": self.complete,
-                "completion_rate": self.completion_rate,
+                "completion_rate": self.completion_rate, "lost": self.lost, "finished": self.finished,
+                "on_time": self.on_time,
                 "median_complete_s": statistics.median(self.complete_seconds) if self.complete_seconds else None}
 
 
@@ -133,6 +137,7 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
         unit.submitted += 1
         if row is None:
             lost.append(did)
+            unit.lost += 1
             continue
         status = int(row["status"])
         by_status[status] += 1
@@ -147,6 +152,7 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
         if done is not None and start is not None:
             unit.complete_seconds.append(done - start)
         finished += 1
+        unit.finished += 1
         due = _epoch(row.get("due_at"))
         # Decision 766 indicator 2.1: time waiting for the citizen's supplement
         # does not count; a second supplement request makes it overdue.
@@ -154,6 +160,7 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
             continue
         if due is None or (done is not None and done - waits.get(did, 0.0) <= due):
             on_time += 1
+            unit.on_time += 1
     return Reconciliation(submitted=len(submitted), complete=complete, lost=sorted(lost),
                           duplicated=duplicated, inconsistent=sorted(inconsistent), on_time=on_time,
                           finished=finished, by_status=dict(by_status), units=dict(units),

@@ -22,7 +22,6 @@ wide tables scroll inside their own box, charts shrink to the width.
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -405,13 +404,9 @@ def render(summary: dict[str, Any], data: RunData | None = None, lang: str = "vi
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "summary.json"
-    if not Path(run_dir).is_dir():
-        raise RunError(f"{run_dir}: no such run directory")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path}: cannot read the run summary: {exc}") from None
+    from .summary import read_summary_file
+
+    return read_summary_file(run_dir)
 
 
 def recover_stages(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:

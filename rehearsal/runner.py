@@ -31,7 +31,7 @@ from .errors import PortalError, RunError
 from .ledger import read_events
 from .plan import Plan, Stage
 from .reconcile import Reconciliation, fetch_portal_dossiers, reconcile
-from .summary import read_timeseries, run_verdict, stage_summary
+from .summary import judge_stage, read_timeseries, run_gate_data, run_verdict, stage_summary
 from .targets import Target
 
 #: Extra wall seconds a stage may take beyond its plan before it is stopped.
@@ -297,7 +297,8 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
              reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
              target_env: dict[str, str] | None = None, national_url: str | None = None,
              web_ui_port: int | None = None, workers: int = 0, remote_workers: int = 0,
-             master_bind: tuple[str, int] | None = None) -> RunResult:
+             master_bind: tuple[str, int] | None = None, baseline: dict[str, Any] | None = None,
+             junit: Path | None = None) -> RunResult:
     """Run the plan's stages in order (or only those named, or from one on) and write the run directory.
 
     On the embedded target, a plan with a cutover gets two reference portals:
@@ -305,6 +306,11 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
     including the cutover, and ``national`` (``portal.sqlite``) for the rest.
     On another target, `national_url` names the portal the cutover moves to
     (the target's own URL being the legacy one).
+
+    `baseline` (`rehearsal.baseline.load_baseline`) gives ``baseline`` gates
+    their figures. A stage that a gate aborts ends the run: the stages after
+    it are not run and the verdict is NO-GO. Gates on the whole run are judged
+    last; `junit` gets the JUnit XML of every gate.
     """
     from .report import build_report
 
@@ -325,6 +331,9 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
     complete = False
     if start_from:
         summary["started_from"] = start_from
+    base_name = baseline.get("name") if baseline else None
+    if base_name:
+        summary["baseline"] = base_name
     admin_token = os.environ.get(target.admin_token_env) if target.admin_token_env else None
     try:
         legacy_url: str | None = None
@@ -364,18 +373,34 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                         cut = cutover_summary(stage_dir, events, fetch_portal_dossiers(url, admin_token=admin_token))
                 except PortalError as exc:
                     summary.setdefault("errors", []).append(f"{stage.name}: {exc}")
+                base = baseline["stages"].get(stage.name, {}) if baseline else None
                 summary["stages"].append(stage_summary(stage, stage_dir, rec, finished=finished, cutover=cut,
-                                                       counts=Counter(e.get("kind") for e in events)))
+                                                       counts=Counter(e.get("kind") for e in events),
+                                                       time_scale=plan.time_scale, baseline=base,
+                                                       baseline_name=base_name))
                 write_summary(run_dir, summary)
             if stage.cutover:
                 on_legacy = False
+            if summary["stages"][-1].get("aborted"):
+                summary["aborted_by"] = {"stage": stage.name, **summary["stages"][-1]["aborted"]}
+                summary["not_run"] = [s.name for s in stages[stages.index(stage) + 1:]]
+                break
         complete = True
     finally:
         for portal in portals:
             portal.stop()
         summary["finished_at"] = _utc(time.time())
-        summary["verdict"] = run_verdict(summary["stages"], complete=complete and
-                                         len(summary["stages"]) == len(stages))
+        if plan.gates and summary["stages"]:
+            results = judge_stage(plan.gates, run_gate_data(run_dir, summary["stages"], plan.time_scale),
+                                  baseline=baseline.get("run", {}) if baseline else None, baseline_name=base_name)
+            summary["gates"] = [r.as_dict() for r in results]
+        ran_all = complete and len(summary["stages"]) == len(stages)
+        summary["verdict"] = run_verdict(summary["stages"], complete=ran_all or bool(summary.get("aborted_by")),
+                                         run_gates=summary.get("gates"))
         write_summary(run_dir, summary)
+        if junit is not None:
+            from .junit import write_junit
+
+            write_junit(summary, junit, plan)
         build_report(run_dir)
     return result

@@ -1,0 +1,123 @@
+"""The CI side of the command line: ``rehearse gate``, ``rehearse baseline save``, ``rehearse compare``.
+
+Thin, like the rest of the CLI: each calls `rehearsal.summary.judge_run`,
+`rehearsal.baseline` or `rehearsal.junit` and turns the verdict into the exit
+code (0 GO, 1 NO-GO, 2 bad input or an unusable run directory).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
+_MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "not measured"
+    if isinstance(x, float):
+        return f"{x:.4g}" if abs(x) < 1 else f"{x:,.1f}"
+    return str(x)
+
+
+def format_gates(gates: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+    """One line per gate: PASS / FAIL / SKIP, the gate, observed, expected, and where the figure comes from."""
+    lines = []
+    for g in gates:
+        status = g.get("status") or ("passed" if g.get("passed") else "failed")
+        line = f"{indent}{_MARK.get(status, status)}  {g['name']}: observed {_num(g.get('observed'))}"
+        if g.get("expected"):
+            line += f", expected {g['expected']}"
+        if g.get("detail"):
+            line += f" ({g['detail']})"
+        lines.append(line)
+    return lines
+
+
+def _exit_for(verdict: str) -> int:
+    return {"GO": EXIT_GO, "NO-GO": EXIT_NO_GO}.get(verdict, EXIT_ERROR)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Judge a finished run's gates again (optionally against a baseline, or by another scenario's gates)."""
+    from .baseline import load_baseline
+    from .junit import write_junit
+    from .summary import judge_run, load_run_plan, read_summary_file
+
+    run_dir = Path(args.run_dir)
+    summary = read_summary_file(run_dir)
+    plan = load_run_plan(run_dir, summary, args.scenario)
+    name = args.baseline or plan.baseline
+    baseline = load_baseline(name) if name else None
+    judged = judge_run(run_dir, summary, plan, baseline=baseline)
+    for stage in judged["stages"]:
+        print(f"{stage['name']}: {stage['verdict']}")
+        print("\n".join(format_gates(stage.get("gates", []))) or "  (no gates)")
+    if judged.get("gates"):
+        print("whole run:")
+        print("\n".join(format_gates(judged["gates"])))
+    print(f"verdict: {judged['verdict']}")
+    if args.junit:
+        print(f"junit: {write_junit(judged, Path(args.junit), plan)}")
+    return _exit_for(judged["verdict"])
+
+
+def cmd_baseline_save(args: argparse.Namespace) -> int:
+    from .baseline import save_baseline
+
+    path = save_baseline(Path(args.run_dir), args.name, directory=Path(args.dir) if args.dir else None)
+    print(f"baseline {args.name!r} saved: {path}")
+    return EXIT_GO
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import REPORTS_DIR
+    from .baseline import compare, compare_chart, format_compare
+
+    result = compare(args.a, args.b)
+    print(format_compare(result))
+    if args.chart:
+        chart = Path(args.chart)
+    else:
+        b = Path(args.b)
+        chart = (b if b.is_dir() else REPORTS_DIR) / f"compare-{Path(args.a).name.removesuffix('.json')}.png"
+    print(f"chart: {compare_chart(result, chart)}")
+    return EXIT_GO
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `rehearse gate`, `rehearse baseline` and `rehearse compare` (rehearsal.cli calls this)."""
+    p = sub.add_parser("gate", help="judge a finished run's gates again; JUnit XML for CI",
+                       description="Re-evaluate the gates of a finished run from its directory (the scenario "
+                                   "copy in it, or --scenario), optionally against a stored baseline. "
+                                   "Exit 0 GO, 1 NO-GO, 2 bad input.")
+    p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-ci")
+    p.add_argument("--baseline", default=None, metavar="NAME",
+                   help="baseline name (baselines/NAME.json) or file for 'baseline' thresholds")
+    p.add_argument("--scenario", default=None, metavar="FILE",
+                   help="judge by this scenario's gates instead of the run's own copy")
+    p.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML here")
+    p.set_defaults(func=cmd_gate)
+
+    p = sub.add_parser("baseline", help="store a finished run's figures as a baseline",
+                       description="Baselines are small JSON files under baselines/ (commit them); gates "
+                                   "compare with them as 'p95_ms <= baseline * 1.10'.")
+    bsub = p.add_subparsers(dest="baseline_command", required=True, parser_class=type(p))
+    s = bsub.add_parser("save", help="save RUN_DIR's figures as baseline NAME",
+                        description="Save a finished run's figures as baselines/NAME.json.")
+    s.add_argument("run_dir", help="a finished run directory")
+    s.add_argument("name", help="baseline name, e.g. ci-main")
+    s.add_argument("--dir", default=None, help="where to write it (default: baselines/)")
+    s.set_defaults(func=cmd_baseline_save)
+
+    p = sub.add_parser("compare", help="the differences between two runs (or baselines), with a chart",
+                       description="Print a table of the figures of run (or baseline) B against A, per stage, "
+                                   "and write a chart of each request type's p95.")
+    p.add_argument("a", help="run directory or baseline name/file (the reference)")
+    p.add_argument("b", help="run directory or baseline name/file (the one judged)")
+    p.add_argument("--chart", default=None, metavar="PNG",
+                   help="where to write the chart (default: B's run directory, else reports/)")
+    p.set_defaults(func=cmd_compare)
