@@ -109,10 +109,13 @@ def _figures_of_source(source: str) -> tuple[str, dict[str, dict[str, float]]]:
 
     path = Path(source)
     if path.is_dir():
+        label = path.name
         stages, run = run_figures_and_gates(path, read_summary_file(path))
-        return path.name, {**stages, "(run)": run}
-    body = load_baseline(source)
-    return f"baseline {body['name']}", {**body["stages"], "(run)": body.get("run", {})}
+    else:
+        body = load_baseline(source)
+        label, stages, run = f"baseline {body['name']}", body["stages"], body.get("run", {})
+    # With one stage the whole run is that stage again: not worth a second table and panel.
+    return label, {**stages, "(run)": run} if len(stages) > 1 else dict(stages)
 
 
 #: The rows `compare` shows first, in this order; then each request type's p95.

@@ -159,7 +159,7 @@ class WindowedFigure:
             self.whole = self._merge(self.whole, item)
         elif self.gate.window == "last":
             self.recent.append((t, item))
-            while self.recent and self.recent[0][0] <= t - self.window_wall - 1e-9:
+            while self.recent and self.recent[0][0] <= t - self.window_wall + 1e-6:
                 self.recent.popleft()
         else:
             index = max(0, int(math.floor((t - self.start - 1e-6) / self.window_wall)))
