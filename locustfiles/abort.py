@@ -72,6 +72,6 @@ class GateWatch:
         if self.stage_dir is not None:
             (self.stage_dir / "abort.json").write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
         if self.mark is not None:
-            self.mark("abort", name=result.name, observed=result.observed)
+            self.mark("abort", name=result.name, observed=result.observed, sim_s=round(at_s, 1))
         # Not from inside the caller's stack (a message handler or the interval loop): quitting kills them.
         gevent.spawn(self.env.runner.quit)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,9 @@ TEXT: dict[str, dict[str, str]] = {
         "fault_start": "bắt đầu sự cố", "fault_end": "hết sự cố", "cutover_close": "đóng cổng cũ",
         "migration_done": "chuyển hồ sơ xong", "control_error": "lỗi điều khiển", "generated": "Tạo từ",
         "not_reconciled": "Giai đoạn bị dừng giữa chừng: số liệu lấy từ sổ ghi (ledger), chưa đối soát với cổng.",
+        "expected": "yêu cầu", "skip": "bỏ qua", "abort": "dừng sớm", "run_gates": "Ngưỡng cho cả lần chạy",
+        "aborted": "Giai đoạn bị dừng sớm ở phút {at} (mô phỏng) vì không đạt ngưỡng “{gate}”.",
+        "not_run": "Không chạy (giai đoạn trước bị dừng sớm): {names}.", "baseline": "so với mốc chuẩn",
     },
     "en": {
         "title": "Cutover rehearsal", "run": "run", "scale": "time scale", "target": "target",
@@ -93,6 +97,9 @@ TEXT: dict[str, dict[str, str]] = {
         "fault_start": "fault on", "fault_end": "fault off", "cutover_close": "legacy portal closed",
         "migration_done": "migration done", "control_error": "control error", "generated": "Built from",
         "not_reconciled": "Stage cut short: figures from the ledger, not reconciled with the portal.",
+        "expected": "expected", "skip": "skipped", "abort": "stopped early", "run_gates": "Gates on the whole run",
+        "aborted": "Stage stopped early at minute {at} (simulated): gate “{gate}” failed.",
+        "not_run": "Not run (an earlier stage was aborted): {names}.", "baseline": "against baseline",
     },
 }
 
@@ -150,8 +157,10 @@ def _num(x: Any) -> str:
 
 
 def _gate_for(stage: dict[str, Any], metric: str) -> dict[str, Any] | None:
+    """The stage's plain gate on `metric` (whole stage, no filter, a fixed number), for its KPI tile."""
+    plain = re.compile(re.escape(metric) + r"\s*(<=|>=|==|!=|<|>)\s*[0-9.]+%?")
     for g in stage.get("gates", []):
-        if g["expr"].replace(" ", "").startswith(metric):
+        if plain.fullmatch(g["expr"].strip()):
             return g
     return None
 
@@ -163,7 +172,7 @@ def _tile(key: str, label: str, value: str, target: str = "", state: str = "") -
 
 
 def _state(gate: dict[str, Any] | None, ok: bool | None = None) -> str:
-    if gate is not None:
+    if gate is not None and gate.get("passed") is not None:
         return "ok" if gate["passed"] else "bad"
     if ok is None:
         return ""
@@ -200,16 +209,24 @@ def _kpis(stage: dict[str, Any], t: dict[str, str]) -> str:
     return f"<div class='tiles'>{''.join(tiles)}</div>"
 
 
-def _gates(stage: dict[str, Any], t: dict[str, str]) -> str:
+def _gates(stage: dict[str, Any], t: dict[str, str], title: str | None = None) -> str:
+    """The gates table: each gate, what was observed, what was expected (and from which window), the result."""
     e = html.escape
     if not stage.get("gates"):
         return ""
-    rows = [f"<tr><td>{e(g['name'] if g['name'] != g['expr'] else '')}{' — ' if g['name'] != g['expr'] else ''}"
-            f"<code>{e(g['expr'])}</code></td><td>{_num(g['observed'])}</td>"
-            f"<td class='{'pass' if g['passed'] else 'fail'}'>{t['pass'] if g['passed'] else t['fail']}</td></tr>"
-            for g in stage["gates"]]
-    return (f"<h3>{t['gates']}</h3><div class='wrap'><table><tr><th>{t['gate']}</th><th>{t['observed']}</th>"
-            f"<th>{t['result']}</th></tr>{''.join(rows)}</table></div>")
+    rows = []
+    for g in stage["gates"]:
+        status = g.get("status") or ("passed" if g["passed"] else "failed")
+        label = {"passed": t["pass"], "failed": t["fail"], "skipped": t["skip"]}[status]
+        css = {"passed": "pass", "failed": "fail", "skipped": "muted"}[status]
+        named = g["name"] != g["expr"]
+        expected = e(g.get("expected") or "") + (f" <span class='muted'>({e(g['detail'])})</span>"
+                                                  if g.get("detail") else "")
+        rows.append(f"<tr><td>{e(g['name']) + ' — ' if named else ''}<code>{e(g['expr'])}</code></td>"
+                    f"<td>{_num(g['observed'])}</td><td>{expected}</td><td class='{css}'>{label}</td></tr>")
+    return (f"<h3>{title or t['gates']}</h3><div class='wrap'><table><tr><th>{t['gate']}</th>"
+            f"<th>{t['observed']}</th><th>{t['expected']}</th><th>{t['result']}</th></tr>{''.join(rows)}"
+            f"</table></div>")
 
 
 def _unit_class(rate: float | None, submitted: int, in_stage: bool, target: float) -> int:
@@ -334,6 +351,10 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
            _kpis(stage, t), _gates(stage, t), _cutover_and_markers(stage, t)]
     if stage.get("reconciled") is False:
         out.insert(1, f"<p class='fail'>{t['not_reconciled']}</p>")
+    if stage.get("aborted"):
+        ab = stage["aborted"]
+        out.insert(1, f"<p class='fail' data-kpi='aborted'>"
+                      f"{e(t['aborted'].format(at=round((ab.get('at_s') or 0) / 60), gate=ab.get('gate')))}</p>")
     labels = {**t, "completion": t["completion"], "cutover": t["cutover"]}
     if draw and data is not None:
         target = stage.get("completion_target") or 0.96
@@ -393,6 +414,10 @@ def render(summary: dict[str, Any], data: RunData | None = None, lang: str = "vi
         body.append(f"<p class='fail'>{t['incomplete']}</p>")
     for err in summary.get("errors", []):
         body.append(f"<p class='fail'>{e(err)}</p>")
+    if summary.get("not_run"):
+        body.append(f"<p class='fail'>{e(t['not_run'].format(names=', '.join(summary['not_run'])))}</p>")
+    if summary.get("gates"):
+        body.append(_gates(summary, t, t["run_gates"]))
     if len(stages) > 1:
         body.append(_comparison(stages, t, draw))
     body += [_stage_html(s, data.stages.get(s["name"]) if data else None, t, scale, draw) for s in stages]
