@@ -17,6 +17,7 @@ from typing import Any
 from gevent.pywsgi import WSGIServer
 
 from .app import create_app
+from .db import close_pool
 from .settings import PortalSettings
 
 log = logging.getLogger("rehearsal.portal")
@@ -59,3 +60,4 @@ def serve(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0,
     gevent.signal_handler(signal.SIGINT, stopping.set)
     stopping.wait()
     server.stop(timeout=5)  # stop accepting, let requests in flight finish
+    close_pool(server.application)

@@ -7,7 +7,7 @@ timing from both sides: Locust's own stats (the harness) and the portal's
 sequential requests, counts any request held ~40 ms by Nagle's algorithm and
 delayed ACKs. Prints the figures and writes ``reports/bench/trivial-latency.json``.
 
-    python tools/bench_trivial_latency.py [--seconds 15]
+    python tools/bench/trivial_latency.py [--seconds 15]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = """
 import locust
 from locust import FastHttpUser, constant_pacing, task

@@ -7,7 +7,7 @@ the two are measured side by side in the same run). Prints and writes
 sessions are active, CPU of each process then, peak sessions counted by the
 harness and by the portal, and the stage's verdict and latency.
 
-    python tools/bench_demo.py [--scenario scenarios/demo.yaml]
+    python tools/bench/demo.py [--scenario scenarios/demo.yaml]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ requests in all), the 2-second time series, markers, and a ledger of
 report in a fresh process and measures its wall time and peak memory
 (``ru_maxrss`` of the child). Targets (issue 4): at most 20 s and 1.5 GB.
 
-    python3 tools/bench_report.py [--dossiers 100000] [--out reports/bench/report.json]
+    python3 tools/bench/report.py [--dossiers 100000] [--out reports/bench/report.json]
 
 Prints the figures and writes them as JSON.
 """
@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import publish  # noqa: E402
 from rehearsal.catalogue import load_catalogue  # noqa: E402

@@ -8,7 +8,7 @@ sessions, requests and requests per second over the stage, and the Locust
 processes' CPU (psutil, summed over master and workers). Then the ratios.
 Writes reports/bench/distributed.json.
 
-    python3 tools/bench_distributed.py [--scenario scenarios/demo.yaml] [--workers 2]
+    python3 tools/bench/distributed.py [--scenario scenarios/demo.yaml] [--workers 2]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import publish  # noqa: E402

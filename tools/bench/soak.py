@@ -13,7 +13,7 @@ growth in MB and %, the largest RSS; p95 in the first and last 3 minutes.
 Bounds stated in docs/benchmarks.md: growth after warm-up ≤ 50 MB per
 process, p95 of the last 3 minutes ≤ 1.5 × the first 3.
 
-    python3 tools/bench_soak.py [--time-scale 16]
+    python3 tools/bench/soak.py [--time-scale 16]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def classify(proc: psutil.Process, root_pid: int) -> str | None:
