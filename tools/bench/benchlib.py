@@ -47,8 +47,11 @@ def raise_open_files() -> int:
     file in the generator and in the portal.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:  # root may raise the hard limit too
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 65536), max(hard, 65536)))
+    except (ValueError, OSError):
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
@@ -64,12 +67,13 @@ def put_json(url: str, body: Any, timeout: float = 5.0) -> Any:
         return json.loads(r.read())
 
 
-def start_portal(workdir: Path, *extra: str, module: str = "rehearsal.portal") -> tuple[subprocess.Popen[bytes], str]:
-    """The reference portal (or `module` serving it) on 127.0.0.1, an ephemeral port; (process, URL)."""
+def start_portal(workdir: Path, *extra: str, script: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The reference portal (or `script` serving it) on 127.0.0.1, an ephemeral port; (process, URL)."""
     port_file = workdir / "portal.port"
     port_file.unlink(missing_ok=True)
     log = (workdir / "portal.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0",
+    serve = [str(script)] if script else ["-m", "rehearsal.portal"]
+    proc = subprocess.Popen([sys.executable, *serve, "--host", "127.0.0.1", "--port", "0",
                              "--port-file", str(port_file), "--db", str(workdir / "portal.sqlite"), *extra],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
