@@ -62,6 +62,18 @@ def test_two_workers_account_for_every_dossier(tmp_path: Path) -> None:
     assert len(citizens) > 20
     assert sorted(p.name for p in (run_dir / "stages" / "dist").glob("worker-*.log")) == ["worker-0.log",
                                                                                             "worker-1.log"]
+    # The HDR histograms from both workers are merged on the master: every request type counts what
+    # Locust's own (master-merged) stats count; only the sign-outs at the very end, which Locust's CSV
+    # is written before, may be more.
+    import csv
+
+    with (run_dir / "stages" / "dist" / "locust_stats.csv").open() as f:
+        locust = {f"{r['Type']} {r['Name']}": int(r["Request Count"]) for r in csv.DictReader(f)
+                  if r["Name"] != "Aggregated"}
+    hdr = {name: fig["count"] for name, fig in stage["latency"]["requests"].items()}
+    assert set(hdr) == set(locust)
+    for name, count in locust.items():
+        assert hdr[name] == count or (name == "POST /api/auth/logout" and hdr[name] >= count), name
 
 
 def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -115,7 +115,7 @@ def test_officers_away_sink_the_stage_and_the_units_are_named(tmp_path: Path) ->
 """))
     proc, run_dir, summary = _run(plan)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "gate failed: completion_rate >= 90%" in proc.stdout
+    assert "FAIL  completion_rate >= 90%: observed" in proc.stdout
     stage = summary["stages"][0]
     assert stage["verdict"] == "NO-GO" and stage["dossiers"]["lost"] == 0
     assert set(stage["units_below_target"]) == {u for u in away if stage["unit_results"][str(u)]["submitted"]}
@@ -140,7 +140,8 @@ def test_silent_drop_is_reported_as_exactly_the_dropped_dossiers(tmp_path: Path)
     assert dropped, "10% of the dossiers should have been dropped"
     assert set(stage["lost_ids"]) == dropped and stage["dossiers"]["lost"] == len(dropped)
     assert stage["gates"][0] == {"name": "lost_dossiers == 0", "expr": "lost_dossiers == 0",
-                                 "observed": len(dropped), "passed": False}
+                                 "observed": len(dropped), "passed": False, "status": "failed",
+                                 "expected": "== 0", "detail": ""}
 
 
 def test_latency_errors_outage_and_slow_agency_on_the_timeline(tmp_path: Path) -> None:

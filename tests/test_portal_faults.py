@@ -42,7 +42,8 @@ def test_error_rate_hits_about_that_share(portal: PortalClient) -> None:
     _faults(portal, {"kind": "errors", "endpoints": ["GET /api/procedures/<code>"], "rate": 0.3, "status": 500})
     statuses = [portal.call("GET", "/api/procedures/HT-02")[0] for _ in range(300)]
     assert set(statuses) == {200, 500}
-    assert 0.2 < statuses.count(500) / 300 < 0.4
+    # 300 draws at 30 %: the standard deviation is 8 requests; these bounds are 5 of them either side.
+    assert 0.17 < statuses.count(500) / 300 < 0.43
     assert portal.call("GET", "/api/procedures")[0] == 200  # another endpoint: untouched
 
 
