@@ -3,6 +3,13 @@
 Without TCP_NODELAY a small answer written in two pieces (headers, body) can
 wait ~40 ms for the client's delayed ACK (Nagle's algorithm); a load test
 would then measure the kernel, not the portal.
+
+The listen backlog is raised from gevent's default of 128 to `BACKLOG` (the
+kernel caps it at ``net.core.somaxconn``): when thousands of users connect
+at once, a full accept queue drops their SYNs and each client waits the 1 s
+SYN retransmission before it is even accepted. tools/bench/capacity.py saw
+exactly that: p99 ~1,000 ms on the client while the portal's own p95 stayed
+at 1 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from .db import close_pool
 from .settings import PortalSettings
 
 log = logging.getLogger("rehearsal.portal")
+#: Connections the kernel may queue before the portal accepts them.
+BACKLOG = 4096
 
 
 class NoDelayWSGIServer(WSGIServer):
@@ -36,7 +45,7 @@ class NoDelayWSGIServer(WSGIServer):
 
 def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0) -> NoDelayWSGIServer:
     """A bound, not yet started server for the portal (port 0: an ephemeral port)."""
-    server = NoDelayWSGIServer((host, port), create_app(settings), log=None, error_log=log)
+    server = NoDelayWSGIServer((host, port), create_app(settings), log=None, error_log=log, backlog=BACKLOG)
     server.init_socket()
     return server
 

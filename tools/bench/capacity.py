@@ -18,7 +18,8 @@ and measured over its last ``--measure`` seconds:
   server-side time (its Prometheus histogram, differenced over the window);
 - CPU of the portal, of Locust and of the harness (psutil, per process) and
   of the rest of the machine (other people's work on this shared machine);
-- the SQLite database and WAL sizes;
+- the SQLite database and WAL sizes; the kernel's ``ListenOverflows``
+  (connections dropped because an accept queue was full, whole machine);
 - before each window, py-spy samples the portal and Locust for 15 s
   (where their CPU goes at that step).
 
@@ -125,6 +126,19 @@ def prometheus(url: str) -> dict[str, float]:
     return out
 
 
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped because an accept queue was full (whole machine)."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for head, values in zip(lines[0::2], lines[1::2]):
+        if head.startswith("TcpExt:"):
+            row = dict(zip(head.split()[1:], values.split()[1:]))
+            return int(row.get("ListenOverflows", 0))
+    return None
+
+
 def server_side(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
     """Server-side time over a window, from two scrapes: mean, share under 250 ms, p95 (interpolated in its bucket)."""
     if not a or not b:
@@ -214,9 +228,9 @@ def main() -> int:
             spies.clear()
             if proc.poll() is not None:
                 break
-            metrics_a = prometheus(url)
+            metrics_a, overflows_a = prometheus(url), listen_overflows()
             time.sleep(max(0.0, w1 - time.time()))
-            metrics_b = prometheus(url)
+            metrics_b, overflows_b = prometheus(url), listen_overflows()
             stats = get_json(url + "/api/stats", timeout=10)
             time.sleep(12)  # the latency log's 10 s intervals covering the window are written
             series = read_rows(stage_dir / "timeseries.jsonl")
@@ -245,6 +259,8 @@ def main() -> int:
                 "slowest_p95_ms": [{"name": n, "p95_ms": p, "count": c} for n, p, c in slowest],
                 "portal_server_side": server_side(metrics_a, metrics_b),
                 "cpu_percent": sampler.window(w0, w1),
+                "listen_overflows": overflows_b - overflows_a if overflows_a is not None and overflows_b is not None
+                else None,
                 "dossiers_in_portal": stats.get("dossiers_total"),
                 "sqlite_mb": round((run_dir / "portal.sqlite").stat().st_size / 1e6, 1),
                 "wal_mb": round(wal.stat().st_size / 1e6, 1) if wal.exists() else 0.0,

@@ -22,12 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import publish  # noqa: E402
+from benchlib import CpuSampler, machine, publish  # noqa: E402
 
 
 def run(scenario: str, workers: int) -> dict:
@@ -37,18 +35,12 @@ def run(scenario: str, workers: int) -> dict:
         cmd += ["--workers", str(workers)]
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    root = psutil.Process(proc.pid)
-    cpu_s: dict[int, float] = {}
-    while proc.poll() is None:
-        try:
-            for child in root.children(recursive=True):
-                if "locust" in " ".join(child.cmdline()):
-                    times = child.cpu_times()
-                    cpu_s[child.pid] = times.user + times.system
-        except psutil.Error:
-            pass
-        time.sleep(1)
+    sampler = CpuSampler([proc.pid]).start()
+    proc.wait()
+    sampler.stop()
     wall = time.time() - t0
+    first, last = sampler.rows[0], sampler.rows[-1]
+    cpu_s = {role: round(last.get(role, 0.0) - first.get(role, 0.0), 1) for role in ("locust", "portal", "machine")}
     run_dir = next(reports.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     stage = summary["stages"][0]
@@ -61,7 +53,11 @@ def run(scenario: str, workers: int) -> dict:
             "dossiers_ledger": ledger, "dossiers_portal": portal, "accounted": ledger == portal,
             "sessions": stage["sessions"], "requests": stage["requests_total"]["count"],
             "requests_per_s": round(stage["requests_total"]["count"] / duration, 1),
-            "p95_ms": stage["requests_total"]["p95_ms"], "locust_cpu_s": round(sum(cpu_s.values()), 1)}
+            "p95_ms": stage["requests_total"]["p95_ms"], "locust_cpu_s": cpu_s["locust"],
+            "requests_per_locust_cpu_s": round(stage["requests_total"]["count"] / cpu_s["locust"], 1)
+            if cpu_s["locust"] else None,
+            "portal_cpu_s": cpu_s["portal"],
+            "rest_of_machine_cpu_s": round(cpu_s["machine"] - cpu_s["locust"] - cpu_s["portal"], 1)}
 
 
 def main() -> int:
@@ -71,7 +67,7 @@ def main() -> int:
     p.add_argument("--out", default=str(ROOT / "reports" / "bench" / "distributed.json"))
     args = p.parse_args()
     one, many = run(args.scenario, 0), run(args.scenario, args.workers)
-    figures = {"scenario": args.scenario, "one_process": one, "distributed": many,
+    figures = {"scenario": args.scenario, "machine": machine(), "one_process": one, "distributed": many,
                "throughput_ratio": round(many["requests_per_s"] / one["requests_per_s"], 3),
                "locust_cpu_ratio": round(many["locust_cpu_s"] / one["locust_cpu_s"], 3) if one["locust_cpu_s"] else None}
     publish(figures, args.out)
