@@ -22,6 +22,10 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import machine, publish  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -77,9 +81,8 @@ def main() -> int:
         "peak_sessions": stage["sessions"], "dossiers": stage["dossiers"],
         "completion_rate": stage["completion_rate"], "latency_ms": stage["requests_total"],
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(figures, indent=2, ensure_ascii=False))
-    print(json.dumps(figures, indent=2, ensure_ascii=False))
+    figures["machine"] = machine()
+    publish(figures, args.out)
     print(out.strip().splitlines()[-3] if out.strip() else "")
     return 0
 

@@ -24,6 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import publish  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = """
 import locust
@@ -103,9 +107,7 @@ def main() -> int:
         "raw_socket_over_35ms": sum(t > 35 for t in raw),
         "note": "Locust rounds to whole ms below 100 ms; the portal's buckets are 5 % wide",
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(figures, indent=2))
-    print(json.dumps(figures, indent=2))
+    publish(figures, args.out)
     return 0
 
 
