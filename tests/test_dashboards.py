@@ -68,8 +68,14 @@ def screenshot(url: str, out: Path, width: int, height: int = 2400) -> Path:
     target = url
     if width < 500:
         target = _framed(url, width, height, out.parent).as_uri()
-    chromium(f"--user-data-dir={out.parent / '.chromium'}", f"--window-size={max(width, 500)},{height}",
-             "--allow-file-access-from-files", "--virtual-time-budget=5000", f"--screenshot={out}", target)
+    # On a busy machine (the suite runs two files at once) a framed live page may not have painted
+    # within the budget: try again with more time before calling the page blank.
+    for budget in (5000, 10000, 20000):
+        out.unlink(missing_ok=True)
+        chromium(f"--user-data-dir={out.parent / '.chromium'}", f"--window-size={max(width, 500)},{height}",
+                 "--allow-file-access-from-files", f"--virtual-time-budget={budget}", f"--screenshot={out}", target)
+        if out.exists() and out.stat().st_size > 10_000:
+            break
     assert out.exists() and out.stat().st_size > 10_000, f"no screenshot of {url}"
     return out
 

@@ -203,6 +203,9 @@ def test_ramp_open_model_and_resume_from_a_stage(tmp_path: Path) -> None:
     assert max(citizens) == 40
     # Open model: a pool of 6 citizens and arrivals at 3/min (6/s wall) cannot all be served.
     assert arrivals["dossiers"]["submitted"] > 0 and arrivals["arrivals_dropped"] > 0
+    # ... and its visits' first requests are timed from when each arrival was due (coordinated omission).
+    assert arrivals["latency"]["basis"].startswith("open model") and ramp["latency"]["basis"] == "service"
+    assert arrivals["latency"]["requests"]["POST /api/auth/vneid/otp"]["count"] > 0
     # Resume: only the named stage and the ones after it.
     proc, run_dir, summary = _run(plan, "--from", "arrivals")
     assert proc.returncode == 0, proc.stdout + proc.stderr
