@@ -97,11 +97,12 @@ class LiveView:
         self.targets: dict[str, float] = {}
         try:  # the plan as run: which units each stage has, and its completion target
             from .plan import load_plan
+            from .summary import completion_target
 
             plan = load_plan(self.run_dir / "scenario.yaml")
             for s in plan.stages:
                 self.planned[s.name] = list(s.units)
-                self.targets[s.name] = next((g.threshold for g in s.gates if g.metric == "completion_rate"), 0.96)
+                self.targets[s.name] = completion_target(s)
         except Exception:  # noqa: BLE001 (a run directory without its scenario still shows what it has)
             pass
 
