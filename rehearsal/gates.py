@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hdrh.histogram import HdrHistogram
+
 from .gate_language import DOSSIER_METRICS, REQUEST_METRICS, SESSION_METRICS, Gate
 from .latency import Tally
 from .wards import units_by_code
@@ -134,17 +136,23 @@ class WindowedFigure:
             self.windows = max(1, int(math.floor((end - start) / self.window_wall + 1e-9)))
 
     # -- feeding --------------------------------------------------------------
-    def _merge(self, acc: list[Any] | None, item: Any) -> list[Any]:
-        if acc is None:
-            return [item if self.sessions else _copy(item)]
+    def _merge(self, acc: list[Any] | None, item: Any, decoded: Any = None) -> list[Any]:
+        """Add one item (a session count, or a latency row) to an accumulator ([max] or [Tally])."""
         if self.sessions:
+            if acc is None:
+                return [item]
             acc[0] = max(acc[0], item)
-        else:
-            acc[0].add(item)
+            return acc
+        if acc is None:
+            acc = [Tally()]
+        acc[0].add_row(item, decoded)
         return acc
 
-    def feed(self, row: dict[str, Any]) -> None:
-        """One latency row (requests) or time-series row (sessions) that the gate's filter selects."""
+    def feed(self, row: dict[str, Any], decoded: Any = None) -> None:
+        """One latency row (requests) or time-series row (sessions) that the gate's filter selects.
+
+        `decoded` is the row's histogram when the caller decoded it once for several gates.
+        """
         t = float(row["t"])
         if self.sessions:
             value = row.get(self.key)
@@ -152,13 +160,16 @@ class WindowedFigure:
                 return
             item: Any = float(value)
         else:
-            item = Tally()
-            item.add_row(row)
+            item = row
         self.last_t = max(self.last_t, t)
         if self.gate.window == "whole":
-            self.whole = self._merge(self.whole, item)
+            self.whole = self._merge(self.whole, item, decoded)
         elif self.gate.window == "last":
-            self.recent.append((t, item))
+            # One accumulator per interval, not per row: memory stays at the window's intervals.
+            if self.recent and self.recent[-1][0] == t:
+                self._merge(self.recent[-1][1], item, decoded)
+            else:
+                self.recent.append((t, self._merge(None, item, decoded)))
             while self.recent and self.recent[0][0] <= t - self.window_wall + 1e-6:
                 self.recent.popleft()
         else:
@@ -173,7 +184,7 @@ class WindowedFigure:
                     if empty not in self.seen:
                         self._close(empty, None)
                 self.index = index
-            self.cur = self._merge(self.cur, item)
+            self.cur = self._merge(self.cur, item, decoded)
 
     def _close(self, index: int, acc: list[Any] | None) -> None:
         self.seen.add(index)
@@ -203,9 +214,14 @@ class WindowedFigure:
             value = self._value_of(self.whole, max(0.0, now - self.start))
             return value, "" if value is not None else "nothing measured"
         if self.gate.window == "last":
-            acc = None
-            for _, item in self.recent:
-                acc = self._merge(acc, item)
+            acc: list[Any] | None = None
+            for _, part in self.recent:
+                if acc is None:
+                    acc = [part[0]] if self.sessions else [_copy(part[0])]
+                elif self.sessions:
+                    acc[0] = max(acc[0], part[0])
+                else:
+                    acc[0].add(part[0])
             value = self._value_of(acc, min(self.window_wall, max(0.0, now - self.start)))
             return value, "" if value is not None else "nothing measured in the window"
         if not self.closed:
@@ -277,23 +293,48 @@ def _dossier_value(gate: Gate, data: GateData) -> tuple[float | None, str]:
     return float(total(key)), f"{len(chosen)} units"
 
 
-def measure(gate: Gate, data: GateData) -> tuple[float | None, str]:
-    """The figure `gate` names in `data`, and where it comes from."""
-    if gate.metric in REQUEST_METRICS or gate.metric in SESSION_METRICS:
-        if data.start is None:
-            return None, "nothing was recorded"
-        fig = WindowedFigure(gate, start=data.start, time_scale=data.time_scale, end=data.end)
+def measure_all(gates: Sequence[Gate], data: GateData) -> list[tuple[float | None, str]]:
+    """The figure each gate names in `data`, and where it comes from.
+
+    Request gates share one pass over the latency log: each row is decoded
+    once, whatever the number of gates, and only the rows a ``last`` window can
+    still use are decoded at all.
+    """
+    out: list[tuple[float | None, str] | None] = [None] * len(gates)
+    figures: list[tuple[int, Gate, WindowedFigure]] = []
+    for i, gate in enumerate(gates):
+        if gate.metric in DOSSIER_METRICS:
+            out[i] = _dossier_value(gate, data)
+        elif gate.metric not in REQUEST_METRICS and gate.metric not in SESSION_METRICS:
+            out[i] = (data.figures.get(gate.metric), "")
+        elif data.start is None:
+            out[i] = (None, "nothing was recorded")
+        else:
+            figures.append((i, gate, WindowedFigure(gate, start=data.start, time_scale=data.time_scale,
+                                                    end=data.end)))
+    end = data.end if data.end is not None else data.start
+    requests = [(g, f) for _, g, f in figures if g.metric in REQUEST_METRICS]
+    for row in data.latency_rows if requests else ():
+        decoded = None
+        for gate, fig in requests:
+            if gate.window == "last" and end is not None and row["t"] <= end - fig.window_wall + 1e-6:
+                continue
+            if gate.matches_request(row["name"], row.get("tag")):
+                if decoded is None:
+                    decoded = HdrHistogram.decode(row["hdr"])
+                fig.feed(row, decoded)
+    for _, gate, fig in figures:
         if gate.metric in SESSION_METRICS:
             for row in data.series:
                 fig.feed(row)
-        else:
-            for row in data.latency_rows:
-                if gate.matches_request(row["name"], row.get("tag")):
-                    fig.feed(row)
-        return fig.finish(data.end if data.end is not None else data.start)
-    if gate.metric in DOSSIER_METRICS:
-        return _dossier_value(gate, data)
-    return data.figures.get(gate.metric), ""
+    for i, _, fig in figures:
+        out[i] = fig.finish(end if end is not None else fig.start)
+    return [x if x is not None else (None, "not measured") for x in out]
+
+
+def measure(gate: Gate, data: GateData) -> tuple[float | None, str]:
+    """The figure `gate` names in `data`, and where it comes from."""
+    return measure_all([gate], data)[0]
 
 
 def judge(gate: Gate, observed: float | None, detail: str, *, baseline: Mapping[str, Any] | None,
@@ -323,7 +364,9 @@ def judge(gate: Gate, observed: float | None, detail: str, *, baseline: Mapping[
 def evaluate(gates: Iterable[Gate], data: GateData, *, baseline: Mapping[str, Any] | None = None,
              baseline_name: str | None = None) -> list[GateResult]:
     """Each gate against `data`; `baseline` is the baseline's figures for this stage (gate key -> value)."""
-    return [judge(g, *measure(g, data), baseline=baseline, baseline_name=baseline_name) for g in gates]
+    gates = list(gates)
+    return [judge(g, *m, baseline=baseline, baseline_name=baseline_name)
+            for g, m in zip(gates, measure_all(gates, data))]
 
 
 def verdict_of(results: Iterable[GateResult | Mapping[str, Any]]) -> bool:

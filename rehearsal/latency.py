@@ -66,8 +66,9 @@ class Tally:
     count: int = 0
     failures: int = 0
 
-    def add_row(self, row: dict[str, Any]) -> None:
-        self.histogram.add(HdrHistogram.decode(row["hdr"]))
+    def add_row(self, row: dict[str, Any], decoded: HdrHistogram | None = None) -> None:
+        """Add one latency row; `decoded` is its histogram if the caller has decoded it already."""
+        self.histogram.add(decoded if decoded is not None else HdrHistogram.decode(row["hdr"]))
         self.count += int(row["count"])
         self.failures += int(row["failures"])
 
