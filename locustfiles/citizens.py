@@ -40,6 +40,7 @@ class CitizenUser(PortalUser):
     tag = "citizen"
 
     def on_start(self) -> None:
+        self.spread_start()
         self.identity = self.ctx.next_identity("citizen")
         units = self.ctx.stage.units
         self.home_unit = units[self.identity % len(units)]

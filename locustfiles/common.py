@@ -4,7 +4,9 @@
 cookie, so FastHttpUser and HttpUser behave the same), keeps the time of its
 last request so the harness can count active sessions the way the portal
 does, scales every think time by the plan's time scale, and hands dossier
-events to the telemetry (which writes the ledger).
+events to the telemetry (which writes the ledger). Importing this module
+fixes two habits of geventhttpclient's connection pool that would put the
+generator's own waits into response times (`locustfiles.connections`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ import gevent
 from locust import FastHttpUser
 from locust.exception import RescheduleTask
 
+from . import connections
 from .context import RunContext
+
+connections.install()
+
+#: Locust starts the users of one spawn step all at once: above one user per
+#: second its dispatcher hands out a batch every second (100 citizens in the
+#: same millisecond at ``spawn_rate: 100``). Each user first waits a random part
+#: of this many wall seconds, so arrivals are spread as people's are; without
+#: it tools/bench/accuracy.py saw every batch queue in the portal's accept and
+#: read path (client p50 70 ms on a 50 ms page whose server time was 51 ms).
+SPAWN_SPREAD_S = 1.0
 
 #: Users that are signed in now; the telemetry counts the active ones.
 SIGNED_IN: "weakref.WeakSet[PortalUser]" = weakref.WeakSet()
@@ -51,6 +64,10 @@ class PortalUser(FastHttpUser):
         return {"tag": self.tag}
 
     # -- time ---------------------------------------------------------------
+    def spread_start(self) -> None:
+        """Wait a random part of Locust's spawn step before the first request (see `SPAWN_SPREAD_S`)."""
+        gevent.sleep(self.rng.uniform(0.0, SPAWN_SPREAD_S))
+
     def think(self, low_s: float, high_s: float) -> None:
         """Sleep a simulated think time, compressed by the time scale."""
         gevent.sleep(self.rng.uniform(low_s, high_s) / self.ctx.time_scale)

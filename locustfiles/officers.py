@@ -32,6 +32,7 @@ class OfficerUser(PortalUser):
     tag = "officer"
 
     def on_start(self) -> None:
+        self.spread_start()
         stage = self.ctx.stage
         per_unit = stage.officers.per_unit
         slot = self.ctx.slots.claim() if self.ctx.slots is not None else None

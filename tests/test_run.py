@@ -136,3 +136,14 @@ def test_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.yaml" in lines[0] and "99999" in lines[0], proc.stderr
+
+
+def test_a_spawn_batch_arrives_spread_over_a_second(healthy_run) -> None:
+    """Locust starts the 30 citizens of one spawn step together; their first sign-ins reach the portal
+    spread over about a second (locustfiles.common.SPAWN_SPREAD_S), not in one burst."""
+    db = sqlite3.connect(healthy_run.run_dir / "portal.sqlite")
+    first_visits = [row[0] for row in db.execute("SELECT created_at FROM citizens ORDER BY id LIMIT 30")]
+    from datetime import datetime
+    times = sorted(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in first_visits)
+    assert len(times) == 30
+    assert times[-1] - times[0] >= 0.5, f"first sign-ins within {times[-1] - times[0]:.3f} s"

@@ -34,12 +34,13 @@ concurrent if it made a request in the last 60 s (portal and harness alike);
 a citizen thinking 90 s would drop out of the count while still on the page.
 With every gap under 60 s each user is one active session all the time.
 
-With ``--client-fix`` Locust runs with geventhttpclient's idle-connection
-check replaced (tools/bench/client_fix/sitecustomize.py): its ``select()``
-cannot take descriptors >= 1024, so above ~1,000 users per process the
-unpatched client opens a new connection for almost every request.
+Our users' connection pool has geventhttpclient's idle-connection check
+replaced (locustfiles/connections.py): the stock ``select()`` cannot take
+descriptors >= 1024, so above ~1,000 users per process it opened a new
+connection for almost every request (the curve before that fix is kept in
+docs/benchmarks.md).
 
-    python3 tools/bench/capacity.py [--steps 1000,2000,...] [--ramp 20] [--hold 80] [--measure 50] [--client-fix]
+    python3 tools/bench/capacity.py [--steps 1000,2000,...] [--ramp 20] [--hold 80] [--measure 50]
 """
 
 from __future__ import annotations
@@ -177,8 +178,6 @@ def main() -> int:
     ap.add_argument("--think", default="20,50", help="think time low,high in seconds (both < 60)")
     ap.add_argument("--follow", type=int, default=30, help="follow interval, seconds (looks every 0.5-1.5 x)")
     ap.add_argument("--p95-ms", type=float, default=300.0)
-    ap.add_argument("--client-fix", action="store_true",
-                    help="run Locust with geventhttpclient's idle-socket check fixed (tools/bench/client_fix)")
     ap.add_argument("--no-profile", action="store_true", help="do not py-spy the portal and Locust")
     ap.add_argument("--out", default=str(BENCH_DIR / "capacity.json"))
     args = ap.parse_args()
@@ -196,14 +195,11 @@ def main() -> int:
     # SIGINT back to its default in the child: started from a background shell, it would be ignored, and
     # SIGINT is how the harness is told to stop a stage cleanly.
     env = dict(os.environ)
-    if args.client_fix:
-        fix = str(Path(__file__).resolve().parent / "client_fix")
-        env["PYTHONPATH"] = fix + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--reports-dir", str(reports)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(work / "rehearse.err").open("wb"), env=env,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     sampler = CpuSampler([proc.pid], every_s=2.0).start()
-    figures: dict[str, Any] = {"machine": machine(), "client_fix": args.client_fix, "scenario": plan.read_text(), "think_s": list(think),
+    figures: dict[str, Any] = {"machine": machine(), "scenario": plan.read_text(), "think_s": list(think),
                                "follow_interval_s": args.follow, "officers": OFFICERS, "p95_limit_ms": args.p95_ms,
                                "ramp_s": args.ramp, "hold_s": args.hold, "measure_s": args.measure, "steps": []}
     results: list[dict[str, Any]] = figures["steps"]

@@ -21,12 +21,15 @@ monkey.patch_all()
 import argparse  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the checkout, not tools/bench
 
 
 def main() -> int:
