@@ -39,6 +39,8 @@ class RunContext:
     portal_url: str = ""
     #: Open model: arrivals waiting for an idle citizen (set at test_start).
     arrivals: Any = None
+    #: Freezes the heap as users grow (`rehearsal.heap.HeapFreezer`), set at test_start.
+    heap: Any = None
     #: Hands out officer accounts (`locustfiles.slots.SlotBroker`), set by the locustfile.
     slots: Any = None
     idle_citizens: int = 0

@@ -41,6 +41,7 @@ from locustfiles.slots import SlotBroker
 from locustfiles.timeline import Timeline
 from locustfiles.webui import install as install_web_ui
 from rehearsal.catalogue import load_catalogue
+from rehearsal.heap import HeapFreezer
 from rehearsal.plan import load_plan
 
 __all__ = ["CitizenUser", "OfficerUser", "StageShape"]
@@ -118,6 +119,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         if ctx.stage.citizens.arrival_rate_per_min and not isinstance(environment.runner, MasterRunner):
             ctx.arrivals = Queue()
             gevent.spawn(_arrivals, ctx)
+        if not isinstance(environment.runner, MasterRunner):  # the processes that hold users
+            runner = environment.runner
+            ctx.heap = HeapFreezer(lambda: runner.user_count).start()
 
 
 def _arrivals(ctx: RunContext) -> None:
@@ -141,6 +145,15 @@ def _arrivals(ctx: RunContext) -> None:
             ctx.arrivals.put_nowait(intended)
         else:
             ctx.telemetry.emit("arrival_dropped")
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    # Before the users are stopped: their going is the end of the stage, not a ramp down worth a
+    # collect-and-freeze pass (a 1.3 s pause at 16,000 users while the last requests are timed).
+    ctx: RunContext | None = getattr(environment, "rehearsal", None)
+    if ctx is not None and ctx.heap is not None:
+        ctx.heap.stop()
 
 
 @events.test_stop.add_listener

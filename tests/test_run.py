@@ -147,3 +147,11 @@ def test_a_spawn_batch_arrives_spread_over_a_second(healthy_run) -> None:
     times = sorted(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in first_visits)
     assert len(times) == 30
     assert times[-1] - times[0] >= 0.5, f"first sign-ins within {times[-1] - times[0]:.3f} s"
+
+
+def test_the_portal_and_locust_freeze_their_heaps_as_users_arrive(healthy_run) -> None:
+    """42 users (12 officers, 30 citizens) grow both processes past the freezer's step (rehearsal.heap)."""
+    locust_log = (healthy_run.run_dir / "stages" / "tiny" / "locust.log").read_text(encoding="utf-8")
+    portal_log = (healthy_run.run_dir / "portal.log").read_text(encoding="utf-8")
+    assert "heap: froze" in locust_log and " users " in locust_log
+    assert "heap: froze" in portal_log and " connections " in portal_log

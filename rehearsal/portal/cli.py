@@ -34,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from gevent import monkey
 
     monkey.patch_all()
+    import logging
+
+    # The portal's own log lines (faults played, heap freezes) go to stderr: portal.log in a run directory.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from .server import serve
     from .settings import PortalSettings
 

@@ -23,6 +23,12 @@ and measured over its last ``--measure`` seconds:
 - before each window, py-spy samples the portal and Locust for 15 s
   (where their CPU goes at that step).
 
+Each process holds one socket per user (the portal all of them), so the
+open-file limit caps the steps: `benchlib.raise_open_files` asks for 65,536
+and gets the hard limit where it may not raise that (20,000 in this
+container, even as root), which allows 18,000 citizens; pass larger
+``--steps`` where ``ulimit -Hn`` is higher.
+
 A step passes with harness p95 <= ``--p95-ms`` (300), no failed request and
 the portal counting at least 99 % of the users as active sessions. The run
 stops by itself two steps after the first failing one (or at once on a hard
@@ -322,6 +328,10 @@ def main() -> int:
         "bend": {"citizens": bend["citizens"], "why_not": bend["why_not"], "cpu_percent": bend["cpu_percent"],
                  "slowest_p95_ms": bend["slowest_p95_ms"]} if bend else None,
         "reached_cap_without_bending": bend is None,
+        # Without a bend, what stopped the stepping: the portal holds one socket per user, so the open-file
+        # limit of one process (the hard limit here, which cannot be raised without privileges) caps the steps.
+        "open_file_limit": nofile,
+        "most_citizens_the_limit_allows": nofile - OFFICERS - 1000,
     })
     publish(figures, args.out)
     return 0

@@ -1,0 +1,121 @@
+"""Keep full garbage collections short in a process that holds thousands of connections.
+
+CPython's cycle collector walks every tracked object on a full (generation 2)
+collection, and while it walks, nothing else in the process runs: no greenlet
+sends, reads or times a request. A Locust process or a reference portal
+holding ten thousand users' greenlets, sockets and buffers has millions of
+such objects. Measured here (``tools/bench/capacity.py`` with a ``gc.callbacks``
+probe): at 16,000 users each full collection took ~300 ms in the portal and
+320–350 ms in Locust, one every 12–20 s in each, and every request in flight
+during one was that much slower. That, not CPU, was the p99 of 550 ms.
+
+`HeapFreezer` uses `gc.freeze()`, the remedy the `gc` docs give for
+long-lived heaps: everything alive moves to the permanent generation, which
+collections skip, so a full collection walks only what was allocated since.
+Every 5 s it freezes
+
+- when the number of users (Locust) or open connections (portal) has grown
+  (at least 20, or 5 %): their greenlets, sockets and buffers are new;
+- when a full collection has run since the last check: what survived it is
+  alive, and a connection's objects turn over with every request (the portal
+  keeps each idle connection's last request headers, input and waiter: 16,336
+  of each at 16,000 users, new ones every think time), so freezing once is
+  not enough. The next full collection then walks only what was promoted
+  since: ~50 ms at 16,000 connections instead of 250–580 ms.
+
+What it costs: a reference cycle among frozen objects that later becomes
+garbage is not collected while frozen (most objects die by reference counting
+and are freed at once either way). So the freezer unfreezes, collects once
+(one full-length pause, as without it) and freezes again when the count
+drops (users stopped by a ramp down, connections closed) and when the frozen
+heap has doubled since the last such pass.
+
+Decision: checked every 5 s; a change of at least 20 or 5 % (whichever is
+more) counts as growth or a drop; "doubled" is measured from the frozen
+count after the last collect-and-freeze pass, and never below 100,000
+objects, so a small process is never made to pause for it.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger("rehearsal.heap")
+# One line per freeze, kept in locust.log / portal.log even where Locust logs at WARNING (rehearse run).
+log.setLevel(logging.INFO)
+
+CHECK_EVERY_S = 5.0
+MIN_CHANGE = 20
+MIN_CHANGE_SHARE = 0.05
+RECLAIM_FLOOR = 100_000
+
+
+def _full_collections() -> int:
+    return gc.get_stats()[2]["collections"]
+
+
+class HeapFreezer:
+    """Freeze the heap as `count()` grows and after full collections; collect and refreeze on a drop."""
+
+    def __init__(self, count: Callable[[], int], *, what: str = "users", every_s: float = CHECK_EVERY_S) -> None:
+        self.count = count
+        self.what = what
+        self.every_s = every_s
+        self.frozen_at = 0
+        self.reclaimed_at = 0  # frozen objects after the last collect-and-freeze pass
+        self.full_collections = _full_collections()
+        self._greenlet = None
+
+    def check(self) -> str | None:
+        """Act now: "froze", "refroze", "collected", "reclaimed" or None (nothing worth doing)."""
+        n = self.count()
+        step = max(MIN_CHANGE, MIN_CHANGE_SHARE * self.frozen_at)
+        if n <= self.frozen_at - step:
+            self._collect_and_freeze(n, f"{self.what} dropped to {n}")
+            return "collected"
+        if gc.get_freeze_count() > 2 * max(self.reclaimed_at, RECLAIM_FLOOR):
+            self._collect_and_freeze(n, "frozen heap doubled")
+            return "reclaimed"
+        if n >= self.frozen_at + step:
+            gc.freeze()
+            self.frozen_at = n
+            self.full_collections = _full_collections()
+            log.info("heap: froze %d objects at %d %s (full collections skip them)",
+                     gc.get_freeze_count(), n, self.what)
+            return "froze"
+        if _full_collections() != self.full_collections:
+            gc.freeze()  # what survived the full collection is alive; the next one walks only what is newer
+            self.full_collections = _full_collections()
+            return "refroze"
+        return None
+
+    def _collect_and_freeze(self, n: int, why: str) -> None:
+        gc.unfreeze()
+        collected = gc.collect()
+        gc.freeze()
+        self.frozen_at = n
+        self.reclaimed_at = gc.get_freeze_count()
+        self.full_collections = _full_collections()
+        log.info("heap: %s: collected %d objects, froze %d", why, collected, self.reclaimed_at)
+
+    def start(self) -> HeapFreezer:
+        """Check every `every_s` seconds in a greenlet of this (gevent) process."""
+        import gevent
+
+        def loop() -> None:
+            while True:
+                gevent.sleep(self.every_s)
+                try:
+                    self.check()
+                except Exception:  # noqa: BLE001 (a failed check must not end the process's other work)
+                    log.exception("heap: check failed")
+
+        self._greenlet = gevent.spawn(loop)
+        return self
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
