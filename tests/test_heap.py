@@ -91,22 +91,24 @@ def test_a_full_collection_is_followed_by_a_freeze() -> None:
     assert out["next"] is None
 
 
-def test_a_doubled_frozen_heap_is_collected_once() -> None:
-    """Cycles that died while frozen do not pile up: past twice the frozen heap, one collect-and-freeze pass."""
+def test_a_doubled_resident_size_is_collected_once() -> None:
+    """Cycles that died while frozen do not pile up: past twice the resident size, one collect-and-freeze pass."""
     out = _run("""
+        import psutil
+        freezer = HeapFreezer(lambda: len(users), reclaim_floor_bytes=psutil.Process().memory_info().rss)
         users.extend(User() for _ in range(40))
         assert freezer.check() == "froze"
         gone = weakref.ref(users.pop())                 # a frozen cycle becomes garbage (count -1: no drop)
-        big = [User() for _ in range(250_000)]
-        gc.freeze()                                     # the frozen heap is now over 2 x 100,000 objects
+        big = [User() for _ in range(600_000)]          # the process more than doubles its resident size
+        gc.freeze()
         gc.collect()
         kept_by_freeze = gone() is not None
         action = freezer.check()
         print(json.dumps({"kept_by_freeze": kept_by_freeze, "action": action, "collected": gone() is None,
-                          "reclaimed_at": freezer.reclaimed_at, "next": freezer.check()}))
+                          "frozen": gc.get_freeze_count(), "next": freezer.check()}))
     """)
     assert out["kept_by_freeze"] is True
     assert out["action"] == "reclaimed"
     assert out["collected"] is True
-    assert out["reclaimed_at"] >= 250_000  # the live big heap is frozen again
+    assert out["frozen"] >= 600_000  # the live big heap is frozen again
     assert out["next"] is None
