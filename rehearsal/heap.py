@@ -5,9 +5,9 @@ collection, and while it walks, nothing else in the process runs: no greenlet
 sends, reads or times a request. A Locust process or a reference portal
 holding ten thousand users' greenlets, sockets and buffers has millions of
 such objects. Measured here (``tools/bench/capacity.py`` with a ``gc.callbacks``
-probe): at 16,000 users each full collection took ~300 ms in the portal and
-320–350 ms in Locust, one every 12–20 s in each, and every request in flight
-during one was that much slower. That, not CPU, was the p99 of 550 ms.
+probe): at 16,000 users each full collection took 300–580 ms in the portal
+and 320–350 ms in Locust, one every 12–20 s in each, and every request in
+flight during one was that much slower. That, not CPU, was the p99 of 550 ms.
 
 `HeapFreezer` uses `gc.freeze()`, the remedy the `gc` docs give for
 long-lived heaps: everything alive moves to the permanent generation, which

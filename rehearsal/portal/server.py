@@ -13,7 +13,7 @@ at 1 ms.
 
 The server counts its open connections, and `rehearsal.heap.HeapFreezer`
 freezes the heap as they grow: with 16,000 connections a full garbage
-collection otherwise stopped the portal for ~300 ms every 12–20 s.
+collection otherwise stopped the portal for 300–580 ms every 12–20 s.
 """
 
 from __future__ import annotations
