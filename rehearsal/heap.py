@@ -92,24 +92,25 @@ class HeapFreezer:
             self._collect_and_freeze(n, "resident memory doubled")
             return "reclaimed"
         if n >= self.frozen_at + step:
-            gc.freeze()
+            self._freeze()
             self.frozen_at = n
-            self.full_collections = _full_collections()
             log.info("heap: froze the heap at %d %s (full collections skip it)", n, self.what)
             return "froze"
         if _full_collections() != self.full_collections:
-            gc.freeze()  # what survived the full collection is alive; the next one walks only what is newer
-            self.full_collections = _full_collections()
+            self._freeze()  # what survived the full collection is alive; the next one walks only what is newer
             return "refroze"
         return None
+
+    def _freeze(self) -> None:
+        gc.freeze()
+        self.full_collections = _full_collections()  # a full collection after this one is news
 
     def _collect_and_freeze(self, n: int, why: str) -> None:
         gc.unfreeze()
         collected = gc.collect()
-        gc.freeze()
+        self._freeze()
         self.frozen_at = n
         self.reclaimed_rss = self._rss()
-        self.full_collections = _full_collections()
         log.info("heap: %s: collected %d objects, froze %d, resident %d MB", why, collected,
                  gc.get_freeze_count(), self.reclaimed_rss // 2**20)  # rare: the walk of the count is affordable
 
