@@ -1,7 +1,7 @@
 """Gates with ``abort_on_fail``, judged while the stage runs, in the master (or the local runner) only.
 
 Fed each latency interval (`locustfiles.latency`) and each time-series sample
-(`locustfiles.telemetry`), `rehearsal.gates.LiveGates` says when a gate has
+(`locustfiles.telemetry`), `rehearsal.results.gates.LiveGates` says when a gate has
 failed past its grace. The first one to fail stops the stage, as k6's
 ``abortOnFail`` does: ``abort.json`` says which gate, what was observed and
 when; a marker goes on the stage's timeline; then Locust is told to quit
@@ -22,7 +22,7 @@ from typing import Any
 import gevent
 from locust.env import Environment
 
-from rehearsal.gates import LiveGates
+from rehearsal.results.gates import LiveGates
 from rehearsal.plan import Stage
 
 log = logging.getLogger("rehearsal.abort")

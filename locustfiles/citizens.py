@@ -25,7 +25,7 @@ from locust import task
 from locust.exception import RescheduleTask
 from urllib3 import encode_multipart_formdata
 
-from .common import PortalUser
+from locustfiles.common import PortalUser
 
 COMPLETE = (3, 10)
 #: Random bytes shared by all attachments of this process (slices of it).

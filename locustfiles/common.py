@@ -23,8 +23,8 @@ import gevent
 from locust import FastHttpUser
 from locust.exception import RescheduleTask
 
-from . import connections
-from .context import RunContext
+from locustfiles import connections
+from locustfiles.context import RunContext
 
 connections.install()
 

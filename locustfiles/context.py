@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rehearsal.catalogue import Catalogue
+    from rehearsal.shared.catalogue import Catalogue
     from rehearsal.plan import Plan, Stage
 
-    from .telemetry import Telemetry
+    from locustfiles.telemetry import Telemetry
 
 
 @dataclass
@@ -39,7 +39,7 @@ class RunContext:
     portal_url: str = ""
     #: Open model: arrivals waiting for an idle citizen (set at test_start).
     arrivals: Any = None
-    #: Freezes the heap as users grow (`rehearsal.heap.HeapFreezer`), set at test_start.
+    #: Freezes the heap as users grow (`rehearsal.shared.heap.HeapFreezer`), set at test_start.
     heap: Any = None
     #: Hands out officer accounts (`locustfiles.slots.SlotBroker`), set by the locustfile.
     slots: Any = None

@@ -40,7 +40,7 @@ from hdrh.histogram import HdrHistogram
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-log = logging.getLogger("rehearsal.latency")
+log = logging.getLogger("rehearsal.results.latency")
 LATENCY = "rehearsal:latency"
 #: Microseconds: 1 µs to one hour, 3 significant digits (0.1 % resolution).
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3

@@ -40,8 +40,8 @@ from locustfiles.telemetry import Telemetry
 from locustfiles.slots import SlotBroker
 from locustfiles.timeline import Timeline
 from locustfiles.webui import install as install_web_ui
-from rehearsal.catalogue import load_catalogue
-from rehearsal.heap import HeapFreezer
+from rehearsal.shared.catalogue import load_catalogue
+from rehearsal.shared.heap import HeapFreezer
 from rehearsal.plan import load_plan
 
 __all__ = ["CitizenUser", "OfficerUser", "StageShape"]

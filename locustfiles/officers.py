@@ -20,7 +20,7 @@ import gevent
 from locust import task
 from locust.exception import RescheduleTask
 
-from .common import PortalUser
+from locustfiles.common import PortalUser
 
 INTAKE = "1,9"       # submitted (to receive) and decided (to return)
 PROCESSING = "2,4"   # received (to process) and processing

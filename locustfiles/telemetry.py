@@ -5,7 +5,7 @@ sends them with ``runner.send_message("rehearsal:events", …)``; every two
 seconds it sends its count of active sessions (``rehearsal:tick``). On a
 ``LocalRunner`` that call reaches our own handler directly; on a worker it
 goes to the master. Only the master (or the local runner) writes: the
-ledger (`rehearsal.ledger.LedgerWriter`) and the time series of the stage
+ledger (`rehearsal.results.ledger.LedgerWriter`) and the time series of the stage
 (``timeseries.jsonl``: users, sessions counted by the harness and by the
 portal, dossiers submitted and complete, requests and failures per second).
 Counts are merged exactly: sessions are the sum of each node's latest count,
@@ -27,9 +27,9 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from rehearsal.ledger import LedgerWriter
+from rehearsal.results.ledger import LedgerWriter
 
-from .common import SIGNED_IN
+from locustfiles.common import SIGNED_IN
 
 log = logging.getLogger("rehearsal.telemetry")
 EVENTS, TICK = "rehearsal:events", "rehearsal:tick"

@@ -30,7 +30,7 @@ from typing import Any
 
 import gevent
 
-from rehearsal.migration import admin_call, migrate
+from rehearsal.run.migration import admin_call, migrate
 from rehearsal.plan import Fault, Stage
 
 

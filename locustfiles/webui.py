@@ -22,9 +22,9 @@ from typing import Any
 from flask import Response, request
 from locust.env import Environment
 
-from rehearsal.wards import units_by_code
+from rehearsal.shared.wards import units_by_code
 
-from .context import RunContext
+from locustfiles.context import RunContext
 
 
 def _pct(x: float | None) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rehearsal.catalogue import DEFAULT_PATH, load_catalogue
+from rehearsal.shared.catalogue import DEFAULT_PATH, load_catalogue
 from rehearsal.errors import ConfigError
-from rehearsal.wards import FormerProvince, UnitType, load_units, units_by_code
+from rehearsal.shared.wards import FormerProvince, UnitType, load_units, units_by_code
 
 
 def _copy(tmp_path: Path, change=None) -> Path:

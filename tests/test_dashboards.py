@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ensure_system_package, free_port
 
-from rehearsal.report import build_report, percent
+from rehearsal.report.page import build_report, percent
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

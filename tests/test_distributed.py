@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from rehearsal.ledger import read_events
+from rehearsal.results.ledger import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = """\

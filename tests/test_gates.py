@@ -4,7 +4,7 @@ A stage of ten simulated minutes at ×10 (one interval per simulated minute,
 6 wall seconds), with two request types from two kinds of user; minute 5 is
 slow and minute 7 has failures. Latency rows are real HDR histograms encoded
 as `locustfiles.latency` encodes them; the expected figures are computed
-here from the raw values, independently of `rehearsal.latency`.
+here from the raw values, independently of `rehearsal.results.latency`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from rehearsal.gate_language import GATE_METRICS, GateSyntaxError, parse_gate
-from rehearsal.gates import GateData, LiveGates, evaluate
-from rehearsal.summary import gate_data, run_gate_data
+from rehearsal.plan.gate_language import GATE_METRICS, GateSyntaxError, parse_gate
+from rehearsal.results.gates import GateData, LiveGates, evaluate
+from rehearsal.results.summary import gate_data, run_gate_data
 
 START, STEP, SCALE = 1_000_000.0, 6.0, 10.0
 FILE = "POST /api/dossiers"

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PRELUDE = """
 import gc, json, weakref
-from rehearsal.heap import HeapFreezer
+from rehearsal.shared.heap import HeapFreezer
 
 class User:
     def __init__(self):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rehearsal.errors import TargetError
-from rehearsal.ledger import LedgerWriter, read_events
-from rehearsal.targets import check_url, resolve_target
+from rehearsal.results.ledger import LedgerWriter, read_events
+from rehearsal.run.targets import check_url, resolve_target
 
 
 def test_ledger_round_trip_and_torn_last_line(tmp_path: Path) -> None:

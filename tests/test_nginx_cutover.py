@@ -11,8 +11,8 @@ from pathlib import Path
 
 from conftest import ensure_system_package, free_port, start_portal, stop_portal
 
-from rehearsal.cutover import interruption
-from rehearsal.ledger import read_events
+from rehearsal.results.cutover import interruption
+from rehearsal.results.ledger import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from rehearsal.ledger import read_events
+from rehearsal.results.ledger import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = [26506, 26536, 25747, 26737, 27676, 26732]

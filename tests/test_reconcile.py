@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rehearsal.reconcile import reconcile
+from rehearsal.results.reconcile import reconcile
 
 
 def _row(did: int, status: int, *, citizen: str = "c", ref: str | None = None, unit: int = 26506,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rehearsal.report import build_report, percent
+from rehearsal.report.page import build_report, percent
 
 
 def _summary(verdict: str = "GO") -> dict:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.ledger import read_events
+from rehearsal.results.ledger import read_events
 from rehearsal.plan import load_plan
-from rehearsal.runner import run_plan
-from rehearsal.targets import resolve_target
+from rehearsal.run.runner import run_plan
+from rehearsal.run.targets import resolve_target
 
 UNITS = [26506, 26536, 25747, 26737, 27676, 26732]
 
@@ -150,7 +150,7 @@ def test_a_spawn_batch_arrives_spread_over_a_second(healthy_run) -> None:
 
 
 def test_the_portal_and_locust_freeze_their_heaps_as_users_arrive(healthy_run) -> None:
-    """42 users (12 officers, 30 citizens) grow both processes past the freezer's step (rehearsal.heap)."""
+    """42 users (12 officers, 30 citizens) grow both processes past the freezer's step (rehearsal.shared.heap)."""
     locust_log = (healthy_run.run_dir / "stages" / "tiny" / "locust.log").read_text(encoding="utf-8")
     portal_log = (healthy_run.run_dir / "portal.log").read_text(encoding="utf-8")
     assert "heap: froze" in locust_log and " users " in locust_log

@@ -17,7 +17,7 @@ import pytest
 from conftest import free_port, start_portal, stop_portal
 
 from rehearsal.cli import main
-from rehearsal.ledger import read_events
+from rehearsal.results.ledger import read_events
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "bad_scenarios").glob("*.yaml"))

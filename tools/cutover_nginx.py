@@ -15,7 +15,7 @@ national portal does not know their sessions, so they sign in again.
 starts nginx, switches after 60 s, keeps serving until Ctrl-C, and writes
 the switch's figures (when the legacy portal closed, migration counts and
 seconds, reload seconds) to ``--record`` and stdout. Pair them with the
-run's ledger for the interruption window (`rehearsal.cutover.interruption`).
+run's ledger for the interruption window (`rehearsal.results.cutover.interruption`).
 Only loopback addresses are accepted: this is a rehearsal tool.
 """
 
@@ -38,8 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rehearsal.migration import admin_call, migrate  # noqa: E402
-from rehearsal.targets import is_loopback  # noqa: E402
+from rehearsal.run.migration import admin_call, migrate  # noqa: E402
+from rehearsal.run.targets import is_loopback  # noqa: E402
 
 CONF = """\
 {user}worker_processes 1;

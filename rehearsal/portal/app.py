@@ -23,8 +23,8 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, jsonify, redirect, request
 
-from ..catalogue import Catalogue, Procedure, load_catalogue
-from ..wards import units_by_code
+from ..shared.catalogue import Catalogue, Procedure, load_catalogue
+from ..shared.wards import units_by_code
 from .admin import export_full, register_admin
 from .db import close_db, get_db, hash_password, init_db
 from .faults import FaultState

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TargetError
-from ..targets import is_loopback
+from ..run.targets import is_loopback
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, g
 
-from ..wards import load_units
+from ..shared.wards import load_units
 from .admin import set_id_base
 from .settings import PortalSettings
 

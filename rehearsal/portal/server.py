@@ -11,7 +11,7 @@ SYN retransmission before it is even accepted. tools/bench/capacity.py saw
 exactly that: p99 ~1,000 ms on the client while the portal's own p95 stayed
 at 1 ms.
 
-The server counts its open connections, and `rehearsal.heap.HeapFreezer`
+The server counts its open connections, and `rehearsal.shared.heap.HeapFreezer`
 freezes the heap as they grow: with 16,000 connections a full garbage
 collection otherwise stopped the portal for 300–580 ms every 12–20 s.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from gevent.pywsgi import WSGIServer
 
-from ..heap import HeapFreezer
+from ..shared.heap import HeapFreezer
 from .app import create_app
 from .db import close_pool
 from .settings import PortalSettings

@@ -11,7 +11,7 @@ rehearsal/portal/faults.py, ``EXEMPT_PREFIXES``). Then, one after the other:
 1. **harness**: 10 `locustfiles.common.PortalUser` users (every listener of our
    locustfile active) call the endpoint back to back for ``--seconds``.
    Figures: Locust's own (CSV, whole milliseconds) and our HDR recorder's
-   (``rehearsal.latency.stage_latency`` of the run's ``latency.jsonl``, the
+   (``rehearsal.results.latency.stage_latency`` of the run's ``latency.jsonl``, the
    function that fills summary.json's ``stages[].latency``).
 2. **wrk**: ``wrk -t1 -c10`` on the same URL for the same time (Debian
    package ``wrk``; the phase is skipped, and the figures say so, if absent).
@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import BENCH_DIR, ROOT, get_json, machine, publish, put_json, start_portal, stop  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from rehearsal.latency import read_latency, stage_latency, tally  # noqa: E402
+from rehearsal.results.latency import read_latency, stage_latency, tally  # noqa: E402
 
 DELAY_S = 0.05
 STALL_MS = 85.0

@@ -72,7 +72,7 @@ from benchlib import (BENCH_DIR, ROOT, CpuSampler, get_json, machine, profile, p
                       raise_open_files, role_of, top_functions)
 
 sys.path.insert(0, str(ROOT))
-from rehearsal.latency import by_name, read_latency, tally  # noqa: E402
+from rehearsal.results.latency import by_name, read_latency, tally  # noqa: E402
 
 OFFICERS = 168 * 2
 LEAD_S = 30

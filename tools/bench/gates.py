@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import machine, publish  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
 
-from rehearsal.gate_language import parse_gate  # noqa: E402
-from rehearsal.gates import evaluate  # noqa: E402
-from rehearsal.latency import stage_latency  # noqa: E402
-from rehearsal.summary import gate_data  # noqa: E402
+from rehearsal.plan.gate_language import parse_gate  # noqa: E402
+from rehearsal.results.gates import evaluate  # noqa: E402
+from rehearsal.results.latency import stage_latency  # noqa: E402
+from rehearsal.results.summary import gate_data  # noqa: E402
 
 GATES = ["p95_ms <= 800", "p99_ms over every 10m <= 2000", "error_rate < 1%", 'p95_ms{name="GET /api/x3"} <= 500',
          "p95_ms over last 30m <= 700", "rps >= 100", "max_ms < 60000"]

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import publish  # noqa: E402
-from rehearsal.catalogue import load_catalogue  # noqa: E402
-from rehearsal.wards import load_units  # noqa: E402
+from rehearsal.shared.catalogue import load_catalogue  # noqa: E402
+from rehearsal.shared.wards import load_units  # noqa: E402
 
 NAMES = [("GET", "/api/dossiers/[id]"), ("GET", "/api/officer/queue"), ("GET", "/api/procedures/[code]"),
          ("GET", "/api/procedures?q"), ("GET", "/pay/[id]"), ("POST", "/api/auth/logout"),
@@ -133,7 +133,7 @@ def main() -> int:
         t = time.perf_counter()
         data = generate(run_dir, args.dossiers)
         gen_s = time.perf_counter() - t
-        code = ("import sys, time, resource; t = time.perf_counter(); from rehearsal.report import build_report; "
+        code = ("import sys, time, resource; t = time.perf_counter(); from rehearsal.report.page import build_report; "
                 "p = build_report(sys.argv[1]); print(time.perf_counter() - t, "
                 "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, p.stat().st_size)")
         proc = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, cwd=ROOT,

@@ -1,13 +1,13 @@
 """Gates: measure what each gate names, over its window, and judge it. Exit codes are decided at the edge.
 
 `evaluate(gates, data, baseline=...)` is the one judge, used after a stage
-(`rehearsal.summary`), by `rehearse gate RUN_DIR` on a finished run, and, for
+(`rehearsal.results.summary`), by `rehearse gate RUN_DIR` on a finished run, and, for
 gates with ``abort_on_fail``, while the stage runs (`LiveGates`, fed by the
 master's latency recorder and time series).
 
-What a gate measures (`rehearsal.gate_language` parses it):
+What a gate measures (`rehearsal.plan.gate_language` parses it):
 
-- requests: the stage's HDR latency log (`rehearsal.latency`), the rows its
+- requests: the stage's HDR latency log (`rehearsal.results.latency`), the rows its
   filter selects, merged over its window;
 - sessions: the 2-second time series, the most sessions seen in the window;
 - dossiers: the stage's reconciliation (``summary.json``), summed over the
@@ -32,9 +32,9 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from .gate_language import DOSSIER_METRICS, REQUEST_METRICS, SESSION_METRICS, Gate
+from ..plan.gate_language import DOSSIER_METRICS, REQUEST_METRICS, SESSION_METRICS, Gate
 from .latency import Tally
-from .wards import units_by_code
+from ..shared.wards import units_by_code
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         "==": operator.eq, "!=": operator.ne}
@@ -72,7 +72,7 @@ class GateData:
     """Wall-clock start (epoch seconds); None if nothing was recorded."""
     end: float | None
     latency_rows: Sequence[dict[str, Any]] = ()
-    """`rehearsal.latency` rows, in time order."""
+    """`rehearsal.results.latency` rows, in time order."""
     series: Sequence[dict[str, Any]] = ()
     """Time-series rows (``t``, ``sessions_harness``, ``sessions_portal``), in time order."""
     figures: Mapping[str, float | None] = field(default_factory=dict)

@@ -49,7 +49,7 @@ from collections.abc import Callable
 
 import psutil
 
-log = logging.getLogger("rehearsal.heap")
+log = logging.getLogger("rehearsal.shared.heap")
 # One line per freeze, kept in locust.log / portal.log even where Locust logs at WARNING (rehearse run).
 log.setLevel(logging.INFO)
 

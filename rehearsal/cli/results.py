@@ -1,7 +1,7 @@
 """The CI side of the command line: ``rehearse gate``, ``rehearse baseline save``, ``rehearse compare``.
 
-Thin, like the rest of the CLI: each calls `rehearsal.summary.judge_run`,
-`rehearsal.baseline` or `rehearsal.junit` and turns the verdict into the exit
+Thin, like the rest of the CLI: each calls `rehearsal.results.summary.judge_run`,
+`rehearsal.results.baseline` or `rehearsal.results.junit` and turns the verdict into the exit
 code (0 GO, 1 NO-GO, 2 bad input or an unusable run directory).
 """
 
@@ -43,9 +43,9 @@ def _exit_for(verdict: str) -> int:
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """Judge a finished run's gates again (optionally against a baseline, or by another scenario's gates)."""
-    from .baseline import load_baseline
-    from .junit import write_junit
-    from .summary import judge_run, load_run_plan, read_summary_file
+    from ..results.baseline import load_baseline
+    from ..results.junit import write_junit
+    from ..results.summary import judge_run, load_run_plan, read_summary_file
 
     run_dir = Path(args.run_dir)
     summary = read_summary_file(run_dir)
@@ -66,7 +66,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
-    from .baseline import save_baseline
+    from ..results.baseline import save_baseline
 
     path = save_baseline(Path(args.run_dir), args.name, directory=Path(args.dir) if args.dir else None)
     print(f"baseline {args.name!r} saved: {path}")
@@ -74,8 +74,8 @@ def cmd_baseline_save(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from . import REPORTS_DIR
-    from .baseline import compare, compare_chart, format_compare
+    from .. import REPORTS_DIR
+    from ..results.baseline import compare, compare_chart, format_compare
 
     result = compare(args.a, args.b)
     print(format_compare(result))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .errors import PortalError
+from ..errors import PortalError
 from .ledger import STATUS_AFTER, Event
 
 COMPLETE_STATUSES = (3, 10)

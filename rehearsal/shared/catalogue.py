@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from . import CONFIG_DIR
-from .errors import ConfigError
+from .. import CONFIG_DIR
+from ..errors import ConfigError
 
 DEFAULT_PATH = CONFIG_DIR / "procedures.yaml"
 

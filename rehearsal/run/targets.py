@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from . import CONFIG_DIR
-from .errors import TargetError
+from .. import CONFIG_DIR
+from ..errors import TargetError
 
 DEFAULT_PATH = CONFIG_DIR / "targets.yaml"
 

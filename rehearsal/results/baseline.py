@@ -5,7 +5,7 @@ each stage (and for the whole run), every gate metric over the whole stage,
 each request type's count, error rate and p50/p90/p95/p99/max, and the
 figure of every gate of the run's scenario (so ``p95_ms over every 5m <=
 baseline * 1.1`` finds the same windowed figure). Figures are keyed the way
-a gate names what it measures (`rehearsal.gate_language.Gate.key`)::
+a gate names what it measures (`rehearsal.plan.gate_language.Gate.key`)::
 
     {"stages": {"full": {"p95_ms": 350.0, "p95_ms{name=\\"POST /api/dossiers\\"}": 420.0, ...}}}
 
@@ -25,9 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import BASELINES_DIR, __version__
-from .errors import PlanError, RunError
-from .gate_language import GATE_METRICS, Gate
+from .. import BASELINES_DIR, __version__
+from ..errors import PlanError, RunError
+from ..plan.gate_language import GATE_METRICS, Gate
 from .gates import GateData, measure
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -25,9 +25,9 @@ A gate is ``METRIC[{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
 - **OP** is one of `GATE_OPS`.
 - **THRESHOLD** is a number (``96%`` = 0.96 for a rate), or ``baseline``,
   ``baseline * F``, ``baseline + N``, ``baseline - N``: the same figure in a
-  stored baseline run (`rehearsal.baseline`).
+  stored baseline run (`rehearsal.results.baseline`).
 
-This module only parses; `rehearsal.gates` measures and judges. Parsing raises
+This module only parses; `rehearsal.results.gates` measures and judges. Parsing raises
 `GateSyntaxError` with a message only: the plan reader adds file, line and field.
 """
 

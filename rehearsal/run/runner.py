@@ -25,13 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import LOCUSTFILES_DIR, REPORTS_DIR, __version__
-from .cutover import cutover_summary
-from .errors import PortalError, RunError
-from .ledger import read_events
-from .plan import Plan, Stage
-from .reconcile import Reconciliation, fetch_portal_dossiers, reconcile
-from .summary import judge_stage, read_timeseries, run_gate_data, run_verdict, stage_summary
+from .. import LOCUSTFILES_DIR, REPORTS_DIR, __version__
+from ..results.cutover import cutover_summary
+from ..errors import PortalError, RunError
+from ..results.ledger import read_events
+from ..plan import Plan, Stage
+from ..results.reconcile import Reconciliation, fetch_portal_dossiers, reconcile
+from ..results.summary import judge_stage, read_timeseries, run_gate_data, run_verdict, stage_summary
 from .targets import Target
 
 #: Extra wall seconds a stage may take beyond its plan before it is stopped.
@@ -307,12 +307,12 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
     On another target, `national_url` names the portal the cutover moves to
     (the target's own URL being the legacy one).
 
-    `baseline` (`rehearsal.baseline.load_baseline`) gives ``baseline`` gates
+    `baseline` (`rehearsal.results.baseline.load_baseline`) gives ``baseline`` gates
     their figures. A stage that a gate aborts ends the run: the stages after
     it are not run and the verdict is NO-GO. Gates on the whole run are judged
     last; `junit` gets the JUnit XML of every gate.
     """
-    from .report import build_report
+    from ..report.page import build_report
 
     names = [s.name for s in plan.stages]
     first = names.index(start_from) if start_from else 0
@@ -399,7 +399,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                                          run_gates=summary.get("gates"))
         write_summary(run_dir, summary)
         if junit is not None:
-            from .junit import write_junit
+            from ..results.junit import write_junit
 
             write_junit(summary, junit, plan)
         build_report(run_dir)

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from .plan import Plan
+from ..plan import Plan
 
 
 def _num(x: Any) -> str:

@@ -23,9 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .errors import RunError, TargetError
-from .report import TEXT, read_summary
-from .wards import FormerProvince, load_units
+from ..errors import RunError, TargetError
+from .page import TEXT, read_summary
+from ..shared.wards import FormerProvince, load_units
 
 COMPLETE_KINDS = ("returned", "refused_intake")
 REFRESH_MS = 3000
@@ -96,8 +96,8 @@ class LiveView:
         self.planned: dict[str, list[int]] = {}
         self.targets: dict[str, float] = {}
         try:  # the plan as run: which units each stage has, and its completion target
-            from .plan import load_plan
-            from .summary import completion_target
+            from ..plan import load_plan
+            from ..results.summary import completion_target
 
             plan = load_plan(self.run_dir / "scenario.yaml")
             for s in plan.stages:
@@ -280,7 +280,7 @@ def make_server(run_dir: Path, host: str = "127.0.0.1", port: int = 8090, lang: 
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from .targets import is_loopback
+    from ..run.targets import is_loopback
 
     if not is_loopback(args.host) and not args.allow_remote:
         raise TargetError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")

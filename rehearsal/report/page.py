@@ -6,7 +6,7 @@ CSS inline, no script, no network), so it opens from disk or from a mail.
 
 One source of truth: every number printed (verdicts, KPI tiles, gates,
 units, funnel) comes from ``summary.json``; the charts draw the time course
-from the files beside it (`rehearsal.report_data`). A run that crashed is
+from the files beside it (`rehearsal.report.data`). A run that crashed is
 rebuilt from what is there and marked INCOMPLETE.
 
 Layout, top to bottom: the verdict banner; for a plan of several stages, a
@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from . import charts
-from .errors import RunError
-from .report_data import RunData, StageData, load_run
-from .wards import FormerProvince, load_units
+from ..errors import RunError
+from .data import RunData, StageData, load_run
+from ..shared.wards import FormerProvince, load_units
 
 LANGS = ("vi", "en")
 
@@ -429,7 +429,7 @@ def render(summary: dict[str, Any], data: RunData | None = None, lang: str = "vi
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    from .summary import read_summary_file
+    from ..results.summary import read_summary_file
 
     return read_summary_file(run_dir)
 
@@ -438,13 +438,13 @@ def recover_stages(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     """Add the stages that left data on disk but never reached ``summary.json`` (the harness was killed).
 
     Their figures come from the ledger and the time series alone
-    (`rehearsal.reconcile.from_ledger`), marked INCOMPLETE and
+    (`rehearsal.results.reconcile.from_ledger`), marked INCOMPLETE and
     ``"reconciled": false``; the summary on disk is not changed.
     """
-    from .ledger import read_events
-    from .plan import load_plan
-    from .reconcile import from_ledger
-    from .summary import stage_summary
+    from ..results.ledger import read_events
+    from ..plan import load_plan
+    from ..results.reconcile import from_ledger
+    from ..results.summary import stage_summary
 
     have = {s["name"] for s in summary.get("stages", [])}
     stages_dir = run_dir / "stages"

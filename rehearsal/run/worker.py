@@ -24,8 +24,8 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-from . import LOCUSTFILES_DIR
-from .errors import TargetError
+from .. import LOCUSTFILES_DIR
+from ..errors import TargetError
 
 
 def parse_master(text: str) -> tuple[str, int]:
@@ -36,7 +36,7 @@ def parse_master(text: str) -> tuple[str, int]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .plan import load_plan
+    from ..plan import load_plan
 
     plan = load_plan(args.scenario, time_scale=args.time_scale)
     host, port = parse_master(args.master)

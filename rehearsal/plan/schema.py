@@ -49,7 +49,7 @@ explains every field)::
           - p95_ms{name="POST /api/dossiers"} over every 5m <= 800
           - {expr: error_rate over last 2m < 5%, abort_on_fail: true, abort_grace: 5m}
 
-Gate expressions are `rehearsal.gate_language`'s: metric, filters, window,
+Gate expressions are `rehearsal.plan.gate_language`'s: metric, filters, window,
 comparison, threshold (a number or ``baseline * 1.10``).
 
 Durations are ``90s``, ``30m``, ``2h``, ``1h30m``, ``1.5h`` or plain seconds, and
@@ -72,12 +72,11 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .errors import PlanError
+from ..errors import PlanError
 from .gate_language import GATE_METRICS, RATE_METRICS, Gate, GateSyntaxError, parse_gate, satisfiable
 from .gate_language import SHAPE as GATE_SHAPE
 
-__all__ = ["GATE_METRICS", "RATE_METRICS", "Gate"]  # re-exported: they used to live here
-from .wards import PROVINCE_CODE, FormerProvince, UnitType, load_units, units_by_code
+from ..shared.wards import PROVINCE_CODE, FormerProvince, UnitType, load_units, units_by_code
 
 if TYPE_CHECKING:
     import argparse
@@ -790,7 +789,7 @@ def _officers(ctx: _Ctx, node: yaml.Node | None, field: str) -> OfficerLoad:
 
 
 def _gate(ctx: _Ctx, node: yaml.Node, field: str) -> tuple[Gate, yaml.Node]:
-    """One gate and the node of its expression (for the line of later errors); see `rehearsal.gate_language`."""
+    """One gate and the node of its expression (for the line of later errors); see `rehearsal.plan.gate_language`."""
     name, abort, grace = None, False, 0.0
     if isinstance(node, yaml.MappingNode):
         m = _mapping(ctx, node, field, _GATE_KEYS, required=("expr",), what="a gate mapping")

@@ -22,7 +22,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from .report_data import StageData  # noqa: E402
+from .data import StageData  # noqa: E402
 
 BLUE, ORANGE, GREEN, RED, GREY, PURPLE = "#1f6feb", "#d97706", "#1a7f37", "#cf222e", "#6e7781", "#8250df"
 STATUS_FUNNEL = (

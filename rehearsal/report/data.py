@@ -124,7 +124,7 @@ class RunData:
 
 def load_run(run_dir: Path, summary: dict[str, Any]) -> RunData:
     """Everything the report draws, for the stages `summary` lists."""
-    from .catalogue import load_catalogue
+    from ..shared.catalogue import load_catalogue
 
     try:
         groups = {p.code: p.group for p in load_catalogue().procedures}

@@ -13,11 +13,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .gate_language import Gate
+from ..plan.gate_language import Gate
 from .gates import GateData, GateResult, evaluate, verdict_of
 from .latency import read_latency, stage_latency
-from .errors import RehearsalError, RunError
-from .plan import Plan, Stage, load_plan
+from ..errors import RehearsalError, RunError
+from ..plan import Plan, Stage, load_plan
 from .reconcile import Reconciliation
 
 DEFAULT_COMPLETION_TARGET = 0.96
@@ -180,7 +180,7 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
                   baseline: dict[str, Any] | None = None, baseline_name: str | None = None) -> dict[str, Any]:
     """One stage's entry of ``summary.json``; ``verdict`` is INCOMPLETE if it did not finish.
 
-    `cutover` is `rehearsal.cutover.cutover_summary`'s figures; `counts` the
+    `cutover` is `rehearsal.results.cutover.cutover_summary`'s figures; `counts` the
     ledger's event counts by kind (for dropped arrivals and absences);
     `baseline` the stored baseline's figures for this stage (gate key -> value).
     Request figures come from our HDR latency log when there is one (exact
@@ -300,7 +300,7 @@ def load_run_plan(run_dir: Path, summary: dict[str, Any], scenario: str | Path |
 
 def run_figures_and_gates(run_dir: Path, summary: dict[str, Any],
                           plan: Plan | None = None) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Baseline figures of each stage and of the whole run (`rehearsal.baseline.figures_of`)."""
+    """Baseline figures of each stage and of the whole run (`rehearsal.results.baseline.figures_of`)."""
     from .baseline import figures_of
 
     if plan is None:

@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from .errors import PlanError, RehearsalError, TargetError
+from ..errors import PlanError, RehearsalError, TargetError
 
 EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
 
@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 
 def cmd_wards(args: argparse.Namespace) -> int:
     """Print the 168 units: code, name, type, former province."""
-    from .wards import FormerProvince, UnitType, filter_units
+    from ..shared.wards import FormerProvince, UnitType, filter_units
 
     units = filter_units(
         former_provinces={FormerProvince(v) for v in args.former_province} or None,
@@ -48,12 +48,12 @@ def _exit_for(verdict: str) -> int:
 def _run(scenario: str, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import REPORTS_DIR
-    from .plan import load_plan
-    from .runner import run_plan
-    from .targets import resolve_target
+    from .. import REPORTS_DIR
+    from ..plan import load_plan
+    from ..run.runner import run_plan
+    from ..run.targets import resolve_target
 
-    from .baseline import load_baseline
+    from ..results.baseline import load_baseline
 
     plan = load_plan(scenario, time_scale=args.time_scale)
     baseline = None
@@ -74,8 +74,8 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
                               "both portals itself")
         national_url = str(resolve_target(args.target or plan.target, url=args.national_url,
                                           confirmed=args.confirm_target).url)
-    from .ci_commands import format_gates
-    from .report import percent
+    from .results import format_gates
+    from ..report.page import percent
 
     if args.remote_workers and not args.master_bind:
         raise TargetError("--remote-workers needs --master-bind HOST:PORT (where the other machines connect)")
@@ -117,14 +117,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run scenarios/demo.yaml on the embedded reference portal."""
-    from . import SCENARIOS_DIR
+    from .. import SCENARIOS_DIR
 
     return _run(str(SCENARIOS_DIR / "demo.yaml"), args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild a run's index.html from its summary.json."""
-    from .report import build_report
+    from ..report.page import build_report
 
     print(build_report(args.run_dir, lang=args.lang))
     return EXIT_GO
@@ -175,7 +175,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .wards import FormerProvince, UnitType
+    from ..shared.wards import FormerProvince, UnitType
 
     parser = _Parser(prog="rehearse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_portal(sub: argparse._SubParsersAction) -> None:
-    from .portal.cli import register
+    from ..portal.cli import register
 
     register(sub)
 
@@ -226,7 +226,7 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register
 
 
 def _register_validate(sub: argparse._SubParsersAction) -> None:
-    from .plan import register
+    from ..plan import register
 
     register(sub)
 
@@ -235,7 +235,7 @@ _EXTRA_COMMANDS.append(_register_validate)
 
 
 def _register_dashboard(sub: argparse._SubParsersAction) -> None:
-    from .dashboard import register
+    from ..report.live import register
 
     register(sub)
 
@@ -244,7 +244,7 @@ _EXTRA_COMMANDS.append(_register_dashboard)
 
 
 def _register_worker(sub: argparse._SubParsersAction) -> None:
-    from .worker import register
+    from ..run.worker import register
 
     register(sub)
 
@@ -253,7 +253,7 @@ _EXTRA_COMMANDS.append(_register_worker)
 
 
 def _register_ci(sub: argparse._SubParsersAction) -> None:
-    from .ci_commands import register
+    from .results import register
 
     register(sub)
 

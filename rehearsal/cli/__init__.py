@@ -1,0 +1,3 @@
+"""`rehearse`: the command line."""
+
+from .commands import build_parser, main  # noqa: F401
