@@ -1,3 +1,59 @@
-"""`rehearse`: the command line."""
+"""`rehearse`: the command line, a thin layer over the library.
 
-from .commands import build_parser, main  # noqa: F401
+Every command is one line of `COMMANDS`: the function that adds its parser,
+kept beside its command function in this package's module for its job
+(`running`: validate, run, demo, worker; `judging`: gate, baseline, compare;
+`viewing`: report, dashboard; `info`: wards, portal). Each command parses its
+arguments and calls library functions. Every `RehearsalError` becomes one
+line on stderr and exit code 2 (the traceback only with ``--debug``); the
+codes are `common.ExitCode`: 0 done / GO, 1 NO-GO, 2 bad input or harness error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ..errors import RehearsalError
+from . import info, judging, running, viewing
+from .common import ExitCode, Parser
+
+#: Every sub-command of ``rehearse``, in the order ``--help`` lists them.
+COMMANDS = (
+    info.add_wards,
+    running.add_validate,
+    info.add_portal,
+    running.add_run,
+    running.add_demo,
+    viewing.add_report,
+    viewing.add_dashboard,
+    running.add_worker,
+    judging.add_gate,
+    judging.add_baseline,
+    judging.add_compare,
+)
+
+
+def build_parser() -> Parser:
+    """The ``rehearse`` parser with every command of `COMMANDS`."""
+    parser = Parser(prog="rehearse", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RehearsalError as exc:
+        if args.debug:
+            raise
+        print(f"rehearse: error: {exc}", file=sys.stderr)
+        return ExitCode.ERROR
+    except KeyboardInterrupt:
+        print("rehearse: interrupted; what was measured is on disk", file=sys.stderr)
+        return ExitCode.ERROR

@@ -1,4 +1,9 @@
-"""`rehearse portal` and `python -m rehearsal.portal`: serve the reference portal."""
+"""`python -m rehearsal.portal` (and `rehearse portal`, which adds the same arguments): serve the reference portal.
+
+The portal is a service of its own: this module imports nothing of the
+harness. A bad argument is a `PortalStartError`, one line; `main` prints it
+and exits 2, and `rehearse portal` turns it into the harness's own error line.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import TargetError
-from ..run.targets import is_loopback
+from ..shared.net import is_loopback
+
+
+class PortalStartError(Exception):
+    """The portal cannot start as asked (an address it may not bind, a bad setting): one line for a person."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="environment variable with the admin token; without one, admin calls are loopback-only")
 
 
-def run(args: argparse.Namespace) -> int:
+def serve_from_args(args: argparse.Namespace) -> int:
+    """Serve with the settings `add_arguments` parsed, until stopped; `PortalStartError` first if they are wrong."""
     # gevent patches the standard library before the server opens sockets.
     from gevent import monkey
 
@@ -42,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from .settings import PortalSettings
 
     if not is_loopback(args.host) and not args.allow_remote:
-        raise TargetError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")
+        raise PortalStartError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")
     if args.time_scale <= 0 or args.officers_per_unit < 0:
-        raise TargetError("--time-scale must be > 0 and --officers-per-unit ≥ 0")
+        raise PortalStartError("--time-scale must be > 0 and --officers-per-unit ≥ 0")
     import os
 
     settings = PortalSettings(db_path=Path(args.db), time_scale=args.time_scale,
@@ -60,14 +69,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("portal", help="serve the reference portal",
-                       description="Serve the reference portal (Flask on gevent, SQLite WAL) on loopback.")
-    add_arguments(p)
-    p.set_defaults(func=run)
-
-
-def main() -> int:
-    from ..cli import main as cli_main
-
-    return cli_main(["portal", *sys.argv[1:]])
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rehearsal.portal``: the same arguments as ``rehearse portal``."""
+    parser = argparse.ArgumentParser(prog="python -m rehearsal.portal",
+                                     description="Serve the reference portal (Flask on gevent, SQLite WAL) on loopback.")
+    add_arguments(parser)
+    try:
+        return serve_from_args(parser.parse_args(argv))
+    except PortalStartError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2

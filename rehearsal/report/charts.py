@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -225,3 +226,38 @@ def stages_chart(stages: Sequence[dict[str, Any]], labels: dict[str, str]) -> st
         ax.tick_params(axis="y", labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
     return _png(fig)
+
+
+def compare_chart(result: dict[str, Any], out: Path) -> Path:
+    """p95 of each request type, A against B, one panel per stage; a PNG at `out`."""
+    stages = list(result["p95_by_request"].items())
+    height = max(3.0, sum(0.32 * len(r) + 1.2 for _, r in stages))
+    fig = Figure(figsize=(9, height))
+    if not stages:
+        ax = fig.subplots()
+        ax.text(0.5, 0.5, "no request figures in common", ha="center", va="center")
+        ax.axis("off")
+    else:
+        axes = fig.subplots(len(stages), 1, squeeze=False,
+                            gridspec_kw={"height_ratios": [max(1, len(r)) for _, r in stages]})
+        for ax, (stage, reqs) in zip(axes[:, 0], stages):
+            names = list(reqs)
+            ys = range(len(names))
+            va = [reqs[n][0] or 0 for n in names]
+            vb = [reqs[n][1] or 0 for n in names]
+            ax.barh([y + 0.2 for y in ys], va, height=0.4, color="#9aa5b1", label=f"A: {result['a']}")
+            ax.barh([y - 0.2 for y in ys], vb, height=0.4, color="#1f6feb", label=f"B: {result['b']}")
+            for y, x0, x1 in zip(ys, va, vb):
+                if x0:
+                    pct = (x1 - x0) / x0 * 100
+                    ax.text(max(x0, x1), y, f"  {pct:+.0f}%", va="center", fontsize=8,
+                            color="#b42318" if pct > 10 else "#333")
+            ax.set_yticks(list(ys), names, fontsize=8)
+            ax.invert_yaxis()
+            ax.set_title(f"{stage}: p95 by request type (ms)", fontsize=10, loc="left")
+            ax.legend(fontsize=8, loc="lower right")
+            ax.margins(x=0.15)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out

@@ -15,7 +15,6 @@ from the last time-series sample. The page says which.
 
 from __future__ import annotations
 
-import argparse
 import json
 import threading
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunError, TargetError
+from ..errors import RunError
 from .page import TEXT, read_summary
 from ..shared.wards import FormerProvince, load_units
 
@@ -277,32 +276,3 @@ def make_server(run_dir: Path, host: str = "127.0.0.1", port: int = 8090, lang: 
     view = LiveView(run_dir)
     handler = type("Handler", (_Handler,), {"view": view, "lang": lang})
     return ThreadingHTTPServer((host, port), handler)
-
-
-def cmd_dashboard(args: argparse.Namespace) -> int:
-    from ..run.targets import is_loopback
-
-    if not is_loopback(args.host) and not args.allow_remote:
-        raise TargetError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")
-    try:
-        server = make_server(Path(args.run_dir), args.host, args.port, args.lang)
-    except OSError as exc:
-        raise TargetError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    print(f"live view of {args.run_dir} on http://{args.host}:{server.server_port}/  (Ctrl-C to stop)", flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dashboard", help="serve the live view of a run (during it and after it)",
-                       description="Serve an auto-refreshing page with the headline KPIs and the 168 units, "
-                                   "read from the run directory every 3 s; works during the run and after it.")
-    p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-demo")
-    p.add_argument("--port", type=int, default=8090, help="port (0: any free port)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
-    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback address")
-    p.add_argument("--lang", choices=("vi", "en"), default="vi")
-    p.set_defaults(func=cmd_dashboard)

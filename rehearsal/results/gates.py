@@ -33,6 +33,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from ..plan.gate_language import DOSSIER_METRICS, REQUEST_METRICS, SESSION_METRICS, Gate
+from ..shared.formats import number
 from .latency import Tally
 from ..shared.wards import units_by_code
 
@@ -421,3 +422,29 @@ class LiveGates:
             if result.status == "failed":
                 return result
         return None
+
+
+# -- a judged gate, as summary.json keeps it -------------------------------------------
+
+#: How each status prints on a command line.
+GATE_MARKS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+
+
+def gate_status(record: Mapping[str, Any]) -> str:
+    """``passed``, ``failed`` or ``skipped`` of a gate record (older summaries have only ``passed``)."""
+    return str(record.get("status") or ("passed" if record.get("passed") else "failed"))
+
+
+def gate_text(record: Mapping[str, Any], *, label: str = "name") -> str:
+    """``NAME: observed X, expected Y (detail)``; with ``label="expr"`` the expression leads instead."""
+    text = f"{record.get(label, '')}: observed {number(record.get('observed'), 'not measured')}"
+    if record.get("expected"):
+        text += f", expected {record['expected']}"
+    if record.get("detail"):
+        text += f" ({record['detail']})"
+    return text
+
+
+def gate_lines(records: Iterable[Mapping[str, Any]], indent: str = "  ") -> list[str]:
+    """One line per gate for a terminal: ``PASS  name: observed …, expected … (detail)``."""
+    return [f"{indent}{GATE_MARKS.get(gate_status(g), gate_status(g))}  {gate_text(g)}" for g in records]

@@ -27,7 +27,7 @@ from typing import Any
 
 from .. import LOCUSTFILES_DIR, REPORTS_DIR, __version__
 from ..results.cutover import cutover_summary
-from ..errors import PortalError, RunError
+from ..errors import PortalError, RehearsalError, RunError
 from ..results.ledger import read_events
 from ..plan import Plan, Stage
 from ..results.reconcile import Reconciliation, fetch_portal_dossiers, reconcile
@@ -140,6 +140,10 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     stages: dict[str, Reconciliation] = field(default_factory=dict)
+    error: RehearsalError | None = None
+    """What stopped the run before its end (the portal would not start, say); its figures so far are on disk."""
+    interrupted: bool = False
+    """Ctrl-C: the stage under way was stopped cleanly and reconciled; later stages were not run."""
 
     @property
     def verdict(self) -> str:
@@ -297,8 +301,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
              reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
              target_env: dict[str, str] | None = None, national_url: str | None = None,
              web_ui_port: int | None = None, workers: int = 0, remote_workers: int = 0,
-             master_bind: tuple[str, int] | None = None, baseline: dict[str, Any] | None = None,
-             junit: Path | None = None) -> RunResult:
+             master_bind: tuple[str, int] | None = None, baseline: dict[str, Any] | None = None) -> RunResult:
     """Run the plan's stages in order (or only those named, or from one on) and write the run directory.
 
     On the embedded target, a plan with a cutover gets two reference portals:
@@ -310,10 +313,10 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
     `baseline` (`rehearsal.results.baseline.load_baseline`) gives ``baseline`` gates
     their figures. A stage that a gate aborts ends the run: the stages after
     it are not run and the verdict is NO-GO. Gates on the whole run are judged
-    last; `junit` gets the JUnit XML of every gate.
+    last. A harness error or Ctrl-C mid-run does not escape: it is kept in the
+    result (`RunResult.error`, `RunResult.interrupted`) with everything measured
+    so far written, and the caller writes the report, JUnit and the exit code.
     """
-    from ..report.page import build_report
-
     names = [s.name for s in plan.stages]
     first = names.index(start_from) if start_from else 0
     stages = [s for s in plan.stages[first:] if not only or s.name in only]
@@ -386,6 +389,12 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                 summary["not_run"] = [s.name for s in stages[stages.index(stage) + 1:]]
                 break
         complete = True
+    except RehearsalError as exc:
+        result.error = exc
+        summary.setdefault("errors", []).append(str(exc))
+    except KeyboardInterrupt:
+        result.interrupted = True
+        summary["interrupted"] = True
     finally:
         for portal in portals:
             portal.stop()
@@ -398,9 +407,4 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
         summary["verdict"] = run_verdict(summary["stages"], complete=ran_all or bool(summary.get("aborted_by")),
                                          run_gates=summary.get("gates"))
         write_summary(run_dir, summary)
-        if junit is not None:
-            from ..results.junit import write_junit
-
-            write_junit(summary, junit, plan)
-        build_report(run_dir)
     return result

@@ -9,7 +9,6 @@ The check runs before any request is sent.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +17,7 @@ import yaml
 
 from .. import CONFIG_DIR
 from ..errors import TargetError
+from ..shared.net import is_loopback
 
 DEFAULT_PATH = CONFIG_DIR / "targets.yaml"
 
@@ -33,15 +33,6 @@ class Target:
     officer_password_env: str | None = None
     """Environment variable holding the officers' password (never the password itself)."""
     admin_token_env: str | None = None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def load_targets(path: Path = DEFAULT_PATH) -> tuple[dict[str, Target], tuple[str, ...]]:

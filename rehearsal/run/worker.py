@@ -19,13 +19,14 @@ portal listens on the run machine's loopback only.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from .. import LOCUSTFILES_DIR
 from ..errors import TargetError
+from ..plan import Plan
 
 
 def parse_master(text: str) -> tuple[str, int]:
@@ -35,39 +36,31 @@ def parse_master(text: str) -> tuple[str, int]:
     return parts.hostname, parts.port or 5557
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    from ..plan import load_plan
-
-    plan = load_plan(args.scenario, time_scale=args.time_scale)
-    host, port = parse_master(args.master)
+def stage_names(plan: Plan, only: Sequence[str] = (), start_from: str | None = None) -> list[str]:
+    """The stages a run with these ``--stage``/``--from`` runs, in order (unknown names: `PlanError`)."""
     names = [s.name for s in plan.stages]
-    if args.stage:
-        for name in args.stage:
-            plan.stage(name)
-        names = [n for n in names if n in args.stage]
-    if args.start_from:
-        plan.stage(args.start_from)
-        names = names[names.index(args.start_from):] if args.start_from in names else []
-    for name in names:
-        print(f"stage {name}: {args.processes} worker process(es) for master {host}:{port}", flush=True)
+    for name in [*only, *([start_from] if start_from else [])]:
+        plan.stage(name)
+    if only:
+        names = [n for n in names if n in only]
+    if start_from:
+        names = names[names.index(start_from):] if start_from in names else []
+    return names
+
+
+def run_remote_workers(plan: Plan, master: str, *, processes: int = 1, only: Sequence[str] = (),
+                       start_from: str | None = None) -> int:
+    """For each stage in turn, `processes` Locust workers joined to the run's master; 0, or the worst exit code."""
+    host, port = parse_master(master)
+    worst = 0
+    for name in stage_names(plan, only, start_from):
+        print(f"stage {name}: {processes} worker process(es) for master {host}:{port}", flush=True)
         procs = [subprocess.Popen(
             [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py"), "--worker",
              "--master-host", host, "--master-port", str(port), "--plan", str(plan.source), "--stage", name,
-             "--time-scale", str(plan.time_scale), "--loglevel", "WARNING"]) for _ in range(args.processes)]
+             "--time-scale", str(plan.time_scale), "--loglevel", "WARNING"]) for _ in range(processes)]
         codes = [p.wait() for p in procs]
         if any(codes):
             print(f"stage {name}: a worker exited with {max(codes)}", file=sys.stderr)
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("worker", help="join a distributed run's master from another machine",
-                       description="Start Locust worker processes that join the master of a run started with "
-                                   "--remote-workers, stage after stage.")
-    p.add_argument("scenario", help="the same scenario YAML as the run")
-    p.add_argument("--master", required=True, metavar="HOST[:PORT]", help="the run's --master-bind address")
-    p.add_argument("--processes", type=int, default=1, metavar="N", help="worker processes here (default 1)")
-    p.add_argument("--stage", action="append", default=[], metavar="NAME", help="as given to the run")
-    p.add_argument("--from", dest="start_from", default=None, metavar="NAME", help="as given to the run")
-    p.add_argument("--time-scale", type=float, default=None, metavar="N", help="as given to the run")
-    p.set_defaults(func=cmd_worker)
+            worst = max(worst, *codes)
+    return worst

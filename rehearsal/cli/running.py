@@ -1,59 +1,37 @@
-"""`rehearse`: the command line, a thin layer over the library.
+"""``rehearse validate``, ``run``, ``demo`` and ``worker``: a plan, checked or played.
 
-Each command parses its arguments and calls one library function. Every
-`RehearsalError` becomes one line on stderr and exit code 2 (the traceback only
-with `--debug`). Exit codes: 0 done / GO, 1 NO-GO, 2 bad input or harness error.
+`run_plan` returns what it measured; this edge prints the stage lines and
+the verdict, writes the report and the JUnit file, and turns the verdict
+into the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from ..errors import PlanError, RehearsalError, TargetError
-
-EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and exit 2 like any bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+from ..errors import PlanError, TargetError
+from .common import ExitCode, exit_for, print_gates
 
 
-def cmd_wards(args: argparse.Namespace) -> int:
-    """Print the 168 units: code, name, type, former province."""
-    from ..shared.wards import FormerProvince, UnitType, filter_units
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check a scenario file without sending any load."""
+    from ..plan import describe_plan, load_plan
 
-    units = filter_units(
-        former_provinces={FormerProvince(v) for v in args.former_province} or None,
-        types={UnitType(v) for v in args.type} or None)
-    if args.json:
-        print(json.dumps([u.as_dict() for u in units], ensure_ascii=False, indent=1))
-        return EXIT_GO
-    print(f"{'code':>6}  {'name':<32} {'type':<8} former province")
-    for u in units:
-        print(f"{u.code:>6}  {u.name:<32} {u.type.label:<8} {u.former_province.label}")
-    print(f"{len(units)} units")
-    return EXIT_GO
-
-
-def _exit_for(verdict: str) -> int:
-    return {"GO": EXIT_GO, "NO-GO": EXIT_NO_GO}.get(verdict, EXIT_ERROR)
+    print("\n".join(describe_plan(load_plan(args.scenario, time_scale=args.time_scale))))
+    return ExitCode.GO
 
 
 def _run(scenario: str, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .. import REPORTS_DIR
     from ..plan import load_plan
+    from ..report.page import build_report
+    from ..results.baseline import load_baseline
+    from ..results.junit import write_junit
     from ..run.runner import run_plan
     from ..run.targets import resolve_target
-
-    from ..results.baseline import load_baseline
+    from ..shared.formats import percent
 
     plan = load_plan(scenario, time_scale=args.time_scale)
     baseline = None
@@ -74,9 +52,6 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
                               "both portals itself")
         national_url = str(resolve_target(args.target or plan.target, url=args.national_url,
                                           confirmed=args.confirm_target).url)
-    from .results import format_gates
-    from ..report.page import percent
-
     if args.remote_workers and not args.master_bind:
         raise TargetError("--remote-workers needs --master-bind HOST:PORT (where the other machines connect)")
     if args.web_ui:
@@ -85,7 +60,7 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
                       web_ui_port=args.web_ui, workers=args.workers, remote_workers=args.remote_workers,
                       master_bind=_master_bind(args.master_bind) if args.master_bind else None,
                       reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR,
-                      baseline=baseline, junit=Path(args.junit) if args.junit else None)
+                      baseline=baseline)
     summary = result.summary
     for stage in summary["stages"]:
         d, s = stage["dossiers"], stage["sessions"]
@@ -93,21 +68,29 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
               f"completion {percent(stage['completion_rate'])}  sessions {s['peak_harness']} harness / "
               f"{s['peak_portal']} portal  dossiers {d['submitted']} submitted, {d['complete']} complete, "
               f"{d['lost']} lost, {d['duplicated']} duplicated")
-        for line in format_gates([g for g in stage["gates"] if g.get("status") != "passed"]):
-            print(line)
+        print_gates([g for g in stage["gates"] if g.get("status") != "passed"])
         if stage.get("aborted"):
             print(f"  stage aborted at {stage['aborted'].get('at_s')} s (simulated) by gate "
                   f"{stage['aborted'].get('gate')!r}")
     if summary.get("not_run"):
         print(f"not run: {', '.join(summary['not_run'])}")
     if summary.get("gates"):
-        print("whole run:\n" + "\n".join(format_gates(summary["gates"])))
+        print("whole run:")
+        print_gates(summary["gates"])
     print(f"verdict: {summary['verdict']}")
-    print(f"report: {result.run_dir / 'index.html'}")
+    if args.junit:
+        write_junit(summary, Path(args.junit), plan)
+    print(f"report: {build_report(result.run_dir)}")
+    if result.interrupted:
+        print("rehearse: interrupted; what was measured is on disk", file=sys.stderr)
+        return ExitCode.ERROR
+    if result.error is not None:
+        print(f"rehearse: error: {result.error}; what was measured is in {result.run_dir}", file=sys.stderr)
+        return ExitCode.ERROR
     if summary["verdict"] == "INCOMPLETE":
         print(f"rehearse: error: the run did not complete; what was measured is in {result.run_dir}",
               file=sys.stderr)
-    return _exit_for(summary["verdict"])
+    return exit_for(summary["verdict"])
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -122,12 +105,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run(str(SCENARIOS_DIR / "demo.yaml"), args)
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Rebuild a run's index.html from its summary.json."""
-    from ..report.page import build_report
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Locust worker processes here, joining a distributed run's master stage by stage."""
+    from ..plan import load_plan
+    from ..run.worker import run_remote_workers
 
-    print(build_report(args.run_dir, lang=args.lang))
-    return EXIT_GO
+    plan = load_plan(args.scenario, time_scale=args.time_scale)
+    run_remote_workers(plan, args.master, processes=args.processes, only=args.stage, start_from=args.start_from)
+    return ExitCode.GO
 
 
 def _workers(text: str) -> int:
@@ -147,9 +132,13 @@ def _master_bind(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _add_time_scale(p: argparse.ArgumentParser, help: str = "compress simulated time N times (default: the "
+                                                            "scenario's)") -> None:
+    p.add_argument("--time-scale", type=float, default=None, metavar="N", help=help)
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--time-scale", type=float, default=None, metavar="N",
-                   help="compress simulated time N times (default: the scenario's)")
+    _add_time_scale(p)
     p.add_argument("--stage", action="append", default=[], metavar="NAME",
                    help="run only this stage (repeatable)")
     p.add_argument("--from", dest="start_from", default=None, metavar="NAME",
@@ -174,22 +163,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--junit", default=None, metavar="FILE", help="also write the gates as JUnit XML here")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from ..shared.wards import FormerProvince, UnitType
+def add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check a scenario file without sending load",
+                       description="Validate a scenario without sending any load: print what it would run and "
+                                   "exit 0, or print one error line (file:line: field: message) and exit 2.")
+    p.add_argument("scenario", help="scenario YAML, e.g. scenarios/demo.yaml")
+    _add_time_scale(p)
+    p.set_defaults(func=cmd_validate)
 
-    parser = _Parser(prog="rehearse", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("wards", help="list the 168 units of province 79",
-                       description="List the units (phường, xã, đặc khu) with their official codes.")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--former-province", action="append", default=[],
-                   choices=[v.value for v in FormerProvince], help="filter (repeatable)")
-    p.add_argument("--type", action="append", default=[], choices=[v.value for v in UnitType],
-                   help="filter (repeatable)")
-    p.set_defaults(func=cmd_wards)
-
+def add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a scenario (all its stages, in order)",
                        description="Run a scenario's stages in order against its target. "
                                    "Exit 0 GO, 1 NO-GO, 2 bad input or harness error.")
@@ -197,84 +180,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 
+
+def add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run scenarios/demo.yaml on the embedded reference portal",
                        description="All 168 units, 2 officers each, 1,000+ concurrent sessions, "
                                    "time compressed to finish within 3 minutes.")
     _add_run_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("report", help="rebuild a run's report from its summary.json",
-                       description="Rebuild reports/<run>/index.html, also for a run that crashed.")
-    p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-demo")
-    p.add_argument("--lang", choices=("vi", "en"), default="vi",
-                   help="vi (default) writes index.html; en writes index.en.html beside it")
-    p.set_defaults(func=cmd_report)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
-    return parser
-
-
-def _register_portal(sub: argparse._SubParsersAction) -> None:
-    from ..portal.cli import register
-
-    register(sub)
-
-
-#: Other modules add their sub-commands here (keeps this file a thin table).
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_register_portal]
-
-
-def _register_validate(sub: argparse._SubParsersAction) -> None:
-    from ..plan import register
-
-    register(sub)
-
-
-_EXTRA_COMMANDS.append(_register_validate)
-
-
-def _register_dashboard(sub: argparse._SubParsersAction) -> None:
-    from ..report.live import register
-
-    register(sub)
-
-
-_EXTRA_COMMANDS.append(_register_dashboard)
-
-
-def _register_worker(sub: argparse._SubParsersAction) -> None:
-    from ..run.worker import register
-
-    register(sub)
-
-
-_EXTRA_COMMANDS.append(_register_worker)
-
-
-def _register_ci(sub: argparse._SubParsersAction) -> None:
-    from .results import register
-
-    register(sub)
-
-
-_EXTRA_COMMANDS.append(_register_ci)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except RehearsalError as exc:
-        if args.debug:
-            raise
-        print(f"rehearse: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("rehearse: interrupted; what was measured is on disk", file=sys.stderr)
-        return EXIT_ERROR
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def add_worker(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="join a distributed run's master from another machine",
+                       description="Start Locust worker processes that join the master of a run started with "
+                                   "--remote-workers, stage after stage.")
+    p.add_argument("scenario", help="the same scenario YAML as the run")
+    p.add_argument("--master", required=True, metavar="HOST[:PORT]", help="the run's --master-bind address")
+    p.add_argument("--processes", type=int, default=1, metavar="N", help="worker processes here (default 1)")
+    p.add_argument("--stage", action="append", default=[], metavar="NAME", help="as given to the run")
+    p.add_argument("--from", dest="start_from", default=None, metavar="NAME", help="as given to the run")
+    _add_time_scale(p, "as given to the run")
+    p.set_defaults(func=cmd_worker)

@@ -1,44 +1,16 @@
-"""The CI side of the command line: ``rehearse gate``, ``rehearse baseline save``, ``rehearse compare``.
+"""``rehearse gate``, ``rehearse baseline save`` and ``rehearse compare``: a finished run judged again.
 
-Thin, like the rest of the CLI: each calls `rehearsal.results.summary.judge_run`,
-`rehearsal.results.baseline` or `rehearsal.results.junit` and turns the verdict into the exit
-code (0 GO, 1 NO-GO, 2 bad input or an unusable run directory).
+Thin, like the rest of the CLI: each calls `rehearsal.results.rejudge`,
+`rehearsal.results.baseline` or `rehearsal.results.junit` and turns the
+verdict into the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-EXIT_GO, EXIT_NO_GO, EXIT_ERROR = 0, 1, 2
-_MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return "not measured"
-    if isinstance(x, float):
-        return f"{x:.4g}" if abs(x) < 1 else f"{x:,.1f}"
-    return str(x)
-
-
-def format_gates(gates: list[dict[str, Any]], indent: str = "  ") -> list[str]:
-    """One line per gate: PASS / FAIL / SKIP, the gate, observed, expected, and where the figure comes from."""
-    lines = []
-    for g in gates:
-        status = g.get("status") or ("passed" if g.get("passed") else "failed")
-        line = f"{indent}{_MARK.get(status, status)}  {g['name']}: observed {_num(g.get('observed'))}"
-        if g.get("expected"):
-            line += f", expected {g['expected']}"
-        if g.get("detail"):
-            line += f" ({g['detail']})"
-        lines.append(line)
-    return lines
-
-
-def _exit_for(verdict: str) -> int:
-    return {"GO": EXIT_GO, "NO-GO": EXIT_NO_GO}.get(verdict, EXIT_ERROR)
+from .common import ExitCode, exit_for, print_gates
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
@@ -55,27 +27,33 @@ def cmd_gate(args: argparse.Namespace) -> int:
     judged = judge_run(run_dir, summary, plan, baseline=baseline)
     for stage in judged["stages"]:
         print(f"{stage['name']}: {stage['verdict']}")
-        print("\n".join(format_gates(stage.get("gates", []))) or "  (no gates)")
+        if stage.get("gates"):
+            print_gates(stage["gates"])
+        else:
+            print("  (no gates)")
     if judged.get("gates"):
         print("whole run:")
-        print("\n".join(format_gates(judged["gates"])))
+        print_gates(judged["gates"])
     print(f"verdict: {judged['verdict']}")
     if args.junit:
         print(f"junit: {write_junit(judged, Path(args.junit), plan)}")
-    return _exit_for(judged["verdict"])
+    return exit_for(judged["verdict"])
 
 
 def cmd_baseline_save(args: argparse.Namespace) -> int:
+    """Store a finished run's figures as baselines/NAME.json."""
     from ..results.baseline import save_baseline
 
     path = save_baseline(Path(args.run_dir), args.name, directory=Path(args.dir) if args.dir else None)
     print(f"baseline {args.name!r} saved: {path}")
-    return EXIT_GO
+    return ExitCode.GO
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    """Print what changed between two runs (or baselines) and draw each request type's p95."""
     from .. import REPORTS_DIR
-    from ..results.baseline import compare, compare_chart, format_compare
+    from ..report.charts import compare_chart
+    from ..results.baseline import compare, format_compare
 
     result = compare(args.a, args.b)
     print(format_compare(result))
@@ -85,11 +63,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         b = Path(args.b)
         chart = (b if b.is_dir() else REPORTS_DIR) / f"compare-{Path(args.a).name.removesuffix('.json')}.png"
     print(f"chart: {compare_chart(result, chart)}")
-    return EXIT_GO
+    return ExitCode.GO
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add `rehearse gate`, `rehearse baseline` and `rehearse compare` (rehearsal.cli calls this)."""
+def add_gate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gate", help="judge a finished run's gates again; JUnit XML for CI",
                        description="Re-evaluate the gates of a finished run from its directory (the scenario "
                                    "copy in it, or --scenario), optionally against a stored baseline. "
@@ -102,6 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--junit", default=None, metavar="FILE", help="write JUnit XML here")
     p.set_defaults(func=cmd_gate)
 
+
+def add_baseline(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("baseline", help="store a finished run's figures as a baseline",
                        description="Baselines are small JSON files under baselines/ (commit them); gates "
                                    "compare with them as 'p95_ms <= baseline * 1.10'.")
@@ -113,6 +92,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--dir", default=None, help="where to write it (default: baselines/)")
     s.set_defaults(func=cmd_baseline_save)
 
+
+def add_compare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="the differences between two runs (or baselines), with a chart",
                        description="Print a table of the figures of run (or baseline) B against A, per stage, "
                                    "and write a chart of each request type's p95.")
