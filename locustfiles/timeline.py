@@ -31,7 +31,7 @@ from typing import Any
 import gevent
 
 from rehearsal.run.migration import admin_call, migrate
-from rehearsal.plan import Fault, Stage
+from rehearsal.plan import StageFault, Stage
 
 
 class Timeline:
@@ -48,12 +48,12 @@ class Timeline:
         self.greenlet: gevent.Greenlet | None = None
         #: Called with the national portal's URL once the legacy one has closed.
         self.on_switch: Any = None
-        self.active: list[Fault] = []
+        self.active: list[StageFault] = []
         self.markers = stage_dir.joinpath("markers.jsonl").open("a", encoding="utf-8") if stage_dir else None
 
-    def events(self) -> list[tuple[float, str, Fault | None]]:
+    def events(self) -> list[tuple[float, str, StageFault | None]]:
         """(simulated second, what, fault) in time order."""
-        out: list[tuple[float, str, Fault | None]] = []
+        out: list[tuple[float, str, StageFault | None]] = []
         for f in self.stage.faults:
             out.append((f.at_s, "fault_start", f))
             if f.for_s is not None:
