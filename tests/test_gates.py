@@ -18,7 +18,7 @@ from hdrh.histogram import HdrHistogram
 
 from rehearsal.plan.gate_language import GATE_METRICS, GateSyntaxError, parse_gate
 from rehearsal.results.gates import GateData, LiveGates, evaluate
-from rehearsal.results.summary import gate_data, run_gate_data
+from rehearsal.results.figures import gate_data, run_gate_data
 
 START, STEP, SCALE = 1_000_000.0, 6.0, 10.0
 FILE = "POST /api/dossiers"

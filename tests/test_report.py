@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rehearsal.report.page import build_report, percent
+from rehearsal.report.page import build_report
+from rehearsal.shared.formats import percent
 
 
 def _summary(verdict: str = "GO") -> dict:

@@ -17,7 +17,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     """Judge a finished run's gates again (optionally against a baseline, or by another scenario's gates)."""
     from ..results.baseline import load_baseline
     from ..results.junit import write_junit
-    from ..results.summary import judge_run, load_run_plan, read_summary_file
+    from ..results.rejudge import judge_run, load_run_plan
+    from ..results.summary import read_summary_file
 
     run_dir = Path(args.run_dir)
     summary = read_summary_file(run_dir)

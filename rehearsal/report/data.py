@@ -19,31 +19,24 @@ an empty frame, and the chart says there is no data.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-COMPLETE_KINDS = ("returned", "refused_intake")
+from ..shared.catalogue import load_catalogue
+from ..shared.jsonl import read_jsonl
+from ..shared.status import COMPLETE_KINDS
+
 _HISTORY_COLUMNS = {"Timestamp": "t", "Type": "method", "Name": "name", "Requests/s": "rps",
                     "Failures/s": "fail_per_s", "50%": "p50", "95%": "p95", "99%": "p99",
                     "Total Request Count": "count"}
 
 
-def read_jsonl(path: Path) -> pd.DataFrame:
-    """A JSON-lines file as a frame; a torn last line (a kill mid-write) is skipped."""
-    if not path.exists():
-        return pd.DataFrame()
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return pd.DataFrame(rows)
+def jsonl_frame(path: Path) -> pd.DataFrame:
+    """A JSON-lines file as a frame (`rehearsal.shared.jsonl`: a torn last line is skipped)."""
+    return pd.DataFrame(read_jsonl(path))
 
 
 def read_history(path: Path) -> pd.DataFrame:
@@ -84,7 +77,7 @@ def ledger_completion_times(path: Path, groups: dict[str, str], time_scale: floa
             chunk = chunk[cols]
             parts.append(chunk[chunk["kind"].isin(("submitted", *COMPLETE_KINDS))])
     except ValueError:  # a torn last line: fall back to the tolerant reader
-        frame = read_jsonl(path)
+        frame = jsonl_frame(path)
         parts = [frame[frame["kind"].isin(("submitted", *COMPLETE_KINDS))]] if not frame.empty else []
     if not parts:
         return pd.DataFrame(columns=["group", "minutes"])
@@ -124,8 +117,6 @@ class RunData:
 
 def load_run(run_dir: Path, summary: dict[str, Any]) -> RunData:
     """Everything the report draws, for the stages `summary` lists."""
-    from ..shared.catalogue import load_catalogue
-
     try:
         groups = {p.code: p.group for p in load_catalogue().procedures}
     except Exception:  # noqa: BLE001 (a broken catalogue must not stop a report of what was measured)
@@ -135,7 +126,7 @@ def load_run(run_dir: Path, summary: dict[str, Any]) -> RunData:
     for stage in summary.get("stages", []):
         name = stage["name"]
         sdir = run_dir / "stages" / name
-        ts = read_jsonl(sdir / "timeseries.jsonl")
+        ts = jsonl_frame(sdir / "timeseries.jsonl")
         history = read_history(sdir / "locust_stats_history.csv")
         t0 = None
         if not ts.empty and "t" in ts:
@@ -144,7 +135,7 @@ def load_run(run_dir: Path, summary: dict[str, Any]) -> RunData:
             t0 = float(history["t"].min())
         data.stages[name] = StageData(
             name=name, timeseries=ts, history=history,
-            markers=stage.get("markers") or read_jsonl(sdir / "markers.jsonl").to_dict("records"),
+            markers=stage.get("markers") or read_jsonl(sdir / "markers.jsonl"),
             failures=read_failures(sdir / "locust_failures.csv"),
             completion_times=ledger_completion_times(run_dir / "ledger" / f"{name}.jsonl", groups, scale),
             t0=t0)

@@ -23,36 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunError
-from .page import TEXT, read_summary
+from ..plan import DEFAULT_COMPLETION_TARGET, load_plan
+from ..results.summary import read_summary_file
+from ..shared.jsonl import JsonlTail
+from ..shared.status import COMPLETE_KINDS
 from ..shared.wards import FormerProvince, load_units
+from .text import TEXT
 
-COMPLETE_KINDS = ("returned", "refused_intake")
 REFRESH_MS = 3000
 
 
 @dataclass
-class _Tail:
-    """Reads a file that keeps growing, from where the last read stopped (whole lines only)."""
-
-    path: Path
-    offset: int = 0
-
-    def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except OSError:
-            return []
-        end = data.rfind(b"\n") + 1
-        self.offset += end
-        return data[:end].decode("utf-8", "replace").splitlines()
-
-
-@dataclass
 class _StageLive:
-    series: _Tail
-    ledger: _Tail
+    series: JsonlTail
+    ledger: JsonlTail
     last: dict[str, Any] = field(default_factory=dict)
     peak_harness: int = 0
     peak_portal: int = 0
@@ -61,19 +45,11 @@ class _StageLive:
     units_planned: list[int] = field(default_factory=list)
 
     def refresh(self) -> None:
-        for line in self.series.new_lines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for row in self.series.read():
             self.last = row
             self.peak_harness = max(self.peak_harness, int(row.get("sessions_harness") or 0))
             self.peak_portal = max(self.peak_portal, int(row.get("sessions_portal") or 0))
-        for line in self.ledger.new_lines():
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+        for e in self.ledger.read():
             kind = e.get("kind")
             if kind == "submitted" and e.get("id") not in self.filed:
                 unit = int(e.get("unit") or 0)
@@ -95,27 +71,24 @@ class LiveView:
         self.planned: dict[str, list[int]] = {}
         self.targets: dict[str, float] = {}
         try:  # the plan as run: which units each stage has, and its completion target
-            from ..plan import load_plan
-            from ..results.summary import completion_target
-
             plan = load_plan(self.run_dir / "scenario.yaml")
             for s in plan.stages:
                 self.planned[s.name] = list(s.units)
-                self.targets[s.name] = completion_target(s)
+                self.targets[s.name] = s.completion_target
         except Exception:  # noqa: BLE001 (a run directory without its scenario still shows what it has)
             pass
 
     def _stage(self, name: str) -> _StageLive:
         if name not in self.stages:
             self.stages[name] = _StageLive(
-                series=_Tail(self.run_dir / "stages" / name / "timeseries.jsonl"),
-                ledger=_Tail(self.run_dir / "ledger" / f"{name}.jsonl"), units_planned=self.planned.get(name, []))
+                series=JsonlTail(self.run_dir / "stages" / name / "timeseries.jsonl"),
+                ledger=JsonlTail(self.run_dir / "ledger" / f"{name}.jsonl"), units_planned=self.planned.get(name, []))
         return self.stages[name]
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
             try:
-                summary = read_summary(self.run_dir)
+                summary = read_summary_file(self.run_dir)
             except RunError:
                 summary = {"scenario": self.run_dir.name, "run_id": self.run_dir.name, "verdict": "INCOMPLETE",
                            "stages": [], "time_scale": None}
@@ -141,7 +114,7 @@ class LiveView:
             d, s = final["dossiers"], final["sessions"]
             return {"name": name, "live": False, "verdict": final["verdict"], "units": final["units"],
                     "unit_codes": final.get("unit_codes") or self.planned.get(name, []),
-                    "target": final.get("completion_target", 0.96),
+                    "target": final.get("completion_target", DEFAULT_COMPLETION_TARGET),
                     "completion_rate": final["completion_rate"], "submitted": d["submitted"], "complete": d["complete"],
                     "lost": d["lost"], "sessions_harness": s["peak_harness"], "sessions_portal": s["peak_portal"],
                     "peak": True, "rps": None, "unit_counts": units}
@@ -150,7 +123,7 @@ class LiveView:
         sub = sum(v[0] for v in live.units.values())
         done = sum(v[1] for v in live.units.values())
         return {"name": name, "live": True, "verdict": "RUNNING", "units": len(live.units_planned) or None,
-                "unit_codes": live.units_planned, "target": self.targets.get(name, 0.96),
+                "unit_codes": live.units_planned, "target": self.targets.get(name, DEFAULT_COMPLETION_TARGET),
                 "completion_rate": done / sub if sub else None, "submitted": sub, "complete": done, "lost": None,
                 "sessions_harness": live.last.get("sessions_harness"), "sessions_portal": live.last.get("sessions_portal"),
                 "peak_harness": live.peak_harness, "peak_portal": live.peak_portal, "peak": False,

@@ -27,133 +27,19 @@ import re
 from pathlib import Path
 from typing import Any
 
-from . import charts
 from ..errors import RunError
-from .data import RunData, StageData, load_run
+from ..plan import DEFAULT_COMPLETION_TARGET
+from ..results.gates import gate_status
+from ..results.recover import recover_stages
+from ..results.summary import read_summary_file
+from ..shared.formats import millis as _ms
+from ..shared.formats import number as _num
+from ..shared.formats import percent
 from ..shared.wards import FormerProvince, load_units
-
-LANGS = ("vi", "en")
-
-TEXT: dict[str, dict[str, str]] = {
-    "vi": {
-        "title": "Diễn tập chuyển đổi", "run": "lần chạy", "scale": "tỷ lệ thời gian", "target": "đích",
-        "incomplete": "Lần chạy chưa hoàn tất (INCOMPLETE): số liệu dưới đây là những gì đã đo được.",
-        "stages": "So sánh các giai đoạn", "stage": "giai đoạn", "units": "đơn vị", "verdict": "kết luận",
-        "completion": "Tỷ lệ hồ sơ hoàn thành", "on_time": "Đúng hạn", "sessions": "Phiên đồng thời (harness · cổng)",
-        "sessions_portal_peak": "Phiên đồng thời cao nhất (cổng)", "p95": "Độ trễ p95", "errors": "Tỷ lệ lỗi",
-        "lost": "Hồ sơ thất lạc", "dossiers": "Hồ sơ (nộp · xong)", "duplicated": "Trùng",
-        "target_short": "mục tiêu", "gates": "Ngưỡng", "gate": "ngưỡng", "observed": "đo được", "result": "kết quả",
-        "pass": "đạt", "fail": "không đạt", "over_time": "Theo thời gian",
-        "completion_over_time": "Tỷ lệ hoàn thành theo thời gian", "sessions_over_time": "Phiên đồng thời",
-        "throughput": "Yêu cầu và lỗi mỗi giây", "latency": "Độ trễ theo loại yêu cầu (p50 / p95 / p99)",
-        "unit_grid": "168 đơn vị — tỷ lệ hoàn thành", "worst": "Đơn vị chậm nhất",
-        "unit": "đơn vị", "submitted": "nộp", "complete": "xong", "rate": "tỷ lệ",
-        "median_ttc": "trung vị thời gian xử lý", "funnel": "Phễu hồ sơ", "ttc": "Thời gian hoàn thành theo nhóm thủ tục",
-        "top_errors": "Lỗi thường gặp", "error": "lỗi", "count": "số lần", "requests": "Yêu cầu",
-        "request": "yêu cầu", "failures": "lỗi", "no_errors": "Không có lỗi.", "not_in_stage": "không tham gia",
-        "no_dossiers": "chưa có hồ sơ", "cutover": "chuyển đổi", "markers": "Mốc thời gian",
-        "no_data": "chưa có dữ liệu", "sim_minutes": "phút (thời gian mô phỏng)", "ttc_minutes": "phút (mô phỏng)",
-        "harness": "harness", "portal": "cổng", "rps": "yêu cầu/giây", "fail_per_s": "lỗi/giây",
-        "step_submitted": "đã nộp", "step_received": "đã tiếp nhận", "step_processing": "đang/đã xử lý",
-        "step_decided": "đã có kết quả", "step_returned": "đã trả kết quả",
-        "hcmc": "TP.HCM cũ", "binh-duong": "Bình Dương cũ", "ba-ria-vung-tau": "Bà Rịa – Vũng Tàu cũ",
-        "legend": "≥ mục tiêu · < mục tiêu · < mục tiêu − 10 điểm · chưa có hồ sơ · không tham gia",
-        "cutover_title": "Chuyển đổi cổng", "open_at_close": "Hồ sơ đang xử lý lúc đóng",
-        "found": "Tìm thấy trên cổng quốc gia", "migration": "Thời gian chuyển hồ sơ", "interruption": "Gián đoạn",
-        "sessions_back": "Phiên mất · lập lại", "marker": "mốc", "name": "tên", "minute": "phút (mô phỏng)",
-        "fault_start": "bắt đầu sự cố", "fault_end": "hết sự cố", "cutover_close": "đóng cổng cũ",
-        "migration_done": "chuyển hồ sơ xong", "control_error": "lỗi điều khiển", "generated": "Tạo từ",
-        "not_reconciled": "Giai đoạn bị dừng giữa chừng: số liệu lấy từ sổ ghi (ledger), chưa đối soát với cổng.",
-        "expected": "yêu cầu", "skip": "bỏ qua", "abort": "dừng sớm", "run_gates": "Ngưỡng cho cả lần chạy",
-        "aborted": "Giai đoạn bị dừng sớm ở phút {at} (mô phỏng) vì không đạt ngưỡng “{gate}”.",
-        "not_run": "Không chạy (giai đoạn trước bị dừng sớm): {names}.", "baseline": "so với mốc chuẩn",
-    },
-    "en": {
-        "title": "Cutover rehearsal", "run": "run", "scale": "time scale", "target": "target",
-        "incomplete": "The run did not complete (INCOMPLETE): below is what was measured.",
-        "stages": "Stage by stage", "stage": "stage", "units": "units", "verdict": "verdict",
-        "completion": "Completion rate", "on_time": "On time", "sessions": "Concurrent sessions (harness · portal)",
-        "sessions_portal_peak": "Peak concurrent sessions (portal)", "p95": "p95 latency", "errors": "Error rate",
-        "lost": "Lost dossiers", "dossiers": "Dossiers (submitted · complete)", "duplicated": "Duplicated",
-        "target_short": "target", "gates": "Gates", "gate": "gate", "observed": "observed", "result": "result",
-        "pass": "pass", "fail": "FAIL", "over_time": "Over time",
-        "completion_over_time": "Completion rate over time", "sessions_over_time": "Concurrent sessions",
-        "throughput": "Requests and failures per second", "latency": "Latency by request type (p50 / p95 / p99)",
-        "unit_grid": "All 168 units — completion rate", "worst": "Worst units first",
-        "unit": "unit", "submitted": "submitted", "complete": "complete", "rate": "rate",
-        "median_ttc": "median time to complete", "funnel": "Dossier funnel", "ttc": "Time to complete by procedure group",
-        "top_errors": "Top errors", "error": "error", "count": "count", "requests": "Requests",
-        "request": "request", "failures": "failures", "no_errors": "No errors.", "not_in_stage": "not in stage",
-        "no_dossiers": "no dossiers", "cutover": "cutover", "markers": "Markers",
-        "no_data": "no data yet", "sim_minutes": "minutes (simulated time)", "ttc_minutes": "minutes (simulated)",
-        "harness": "harness", "portal": "portal", "rps": "requests/s", "fail_per_s": "failures/s",
-        "step_submitted": "submitted", "step_received": "received", "step_processing": "processing",
-        "step_decided": "decided", "step_returned": "returned",
-        "hcmc": "old HCMC", "binh-duong": "old Bình Dương", "ba-ria-vung-tau": "old Bà Rịa – Vũng Tàu",
-        "legend": "≥ target · < target · < target − 10 points · no dossiers · not in stage",
-        "cutover_title": "Portal cutover", "open_at_close": "Open dossiers at close",
-        "found": "Found on the national portal", "migration": "Migration time", "interruption": "Interruption",
-        "sessions_back": "Sessions lost · back", "marker": "marker", "name": "name", "minute": "minute (simulated)",
-        "fault_start": "fault on", "fault_end": "fault off", "cutover_close": "legacy portal closed",
-        "migration_done": "migration done", "control_error": "control error", "generated": "Built from",
-        "not_reconciled": "Stage cut short: figures from the ledger, not reconciled with the portal.",
-        "expected": "expected", "skip": "skipped", "abort": "stopped early", "run_gates": "Gates on the whole run",
-        "aborted": "Stage stopped early at minute {at} (simulated): gate “{gate}” failed.",
-        "not_run": "Not run (an earlier stage was aborted): {names}.", "baseline": "against baseline",
-    },
-}
-
-_CSS = """
-*{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;margin:0;padding:12px;color:#1b1f23;
-max-width:1180px;overflow-wrap:anywhere}
-h1{font-size:1.35rem;margin:.2rem 0}h2{font-size:1.15rem;margin:1.6rem 0 .4rem;border-top:2px solid #d0d7de;padding-top:.8rem}
-h3{font-size:1rem;margin:1.1rem 0 .4rem}
-.banner{display:flex;flex-wrap:wrap;align-items:center;gap:.6rem;padding:.6rem .8rem;border-radius:.4rem;color:#fff}
-.banner b{font-size:1.6rem}.banner span{opacity:.95}
-.verdict{display:inline-block;padding:.15rem .6rem;border-radius:.3rem;color:#fff;font-weight:700;font-size:.9em}
-.GO{background:#1a7f37}.NO-GO{background:#cf222e}.INCOMPLETE{background:#9a6700}
-.tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(165px,1fr));gap:.5rem}
-.tile{border:1px solid #d0d7de;border-left:5px solid #6e7781;border-radius:.4rem;padding:.45rem .6rem}
-.tile.ok{border-left-color:#1a7f37}.tile.bad{border-left-color:#cf222e}
-.tile .k{font-size:.8rem;color:#57606a}.tile b{display:block;font-size:1.3rem}.tile .t{font-size:.75rem;color:#57606a}
-table{border-collapse:collapse;width:100%;font-size:.88rem}
-th,td{border-bottom:1px solid #d0d7de;padding:.25rem .4rem;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left;white-space:normal}
-.wrap{overflow-x:auto;max-width:100%}
-.fail{color:#cf222e;font-weight:600}.pass{color:#1a7f37}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr));gap:.6rem}
-figure{margin:0}figure img{width:100%;height:auto;display:block}figcaption{font-size:.85rem;font-weight:600;margin:.2rem 0}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(30px,1fr));gap:3px;margin-bottom:.6rem}
-.cell{aspect-ratio:1;border-radius:3px;font-size:9px;line-height:1;display:flex;align-items:center;justify-content:center;
-color:#fff;overflow:hidden}
-.c0{background:#1a7f37}.c1{background:#d97706}.c2{background:#cf222e}.c3{background:#d0d7de;color:#57606a}
-.c4{background:#f6f8fa;color:#afb8c1;border:1px dashed #d0d7de}
-.legend{font-size:.8rem;color:#57606a}.legend i{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;
-vertical-align:middle;margin:0 .2rem 0 .5rem}
-details summary{cursor:pointer;font-weight:600;margin:.6rem 0}
-.muted{color:#57606a;font-size:.85rem}
-.narrow{max-width:760px}
-"""
-
-
-def percent(x: float | None) -> str:
-    """A rate as a percentage, rounded *down* to 0.1 %: 4,785 of 4,786 is 99.9 %, never 100.0 %."""
-    if x is None:
-        return "–"
-    return f"{math.floor(x * 1000 + 1e-9) / 10:.1f}%"
-
-
-def _ms(x: float | None) -> str:
-    return "–" if x is None else f"{x:,.0f} ms"
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float) and not x.is_integer():
-        return f"{x:,.4g}"
-    return f"{int(x):,}"
+from . import charts
+from .data import RunData, StageData, load_run
+from .style import CSS
+from .text import LANGS, TEXT
 
 
 def _gate_for(stage: dict[str, Any], metric: str) -> dict[str, Any] | None:
@@ -216,7 +102,7 @@ def _gates(stage: dict[str, Any], t: dict[str, str], title: str | None = None) -
         return ""
     rows = []
     for g in stage["gates"]:
-        status = g.get("status") or ("passed" if g["passed"] else "failed")
+        status = gate_status(g)
         label = {"passed": t["pass"], "failed": t["fail"], "skipped": t["skip"]}[status]
         css = {"passed": "pass", "failed": "fail", "skipped": "muted"}[status]
         named = g["name"] != g["expr"]
@@ -245,7 +131,7 @@ def _unit_grid(stage: dict[str, Any], t: dict[str, str]) -> str:
     # `unit_codes` says which units took part; an older summary without it: those with results, or all 168.
     codes = stage.get("unit_codes")
     in_stage = set(codes) if codes else ({int(c) for c in results} if stage.get("units") != 168 else None)
-    target = stage.get("completion_target") or 0.96
+    target = stage.get("completion_target") or DEFAULT_COMPLETION_TARGET
     out = [f"<h3>{t['unit_grid']}</h3>"]
     units = load_units()
     for province in FormerProvince:
@@ -357,7 +243,7 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
                       f"{e(t['aborted'].format(at=round((ab.get('at_s') or 0) / 60), gate=ab.get('gate')))}</p>")
     labels = {**t, "completion": t["completion"], "cutover": t["cutover"]}
     if draw and data is not None:
-        target = stage.get("completion_target") or 0.96
+        target = stage.get("completion_target") or DEFAULT_COMPLETION_TARGET
         out.append(f"<h3>{t['over_time']}</h3><div class='charts'>")
         out.append(_figure(charts.completion_chart(data, scale, target, labels), t["completion_over_time"]))
         out.append(_figure(charts.sessions_chart(data, scale, labels), t["sessions_over_time"]))
@@ -424,55 +310,14 @@ def render(summary: dict[str, Any], data: RunData | None = None, lang: str = "vi
     body.append(f"<p class='muted'>{t['generated']} summary.json · dvc-rehearsal {e(str(summary.get('harness_version', '')))}</p>")
     return (f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>{e(summary['scenario'])} — {e(verdict)}</title><style>{_CSS}</style></head>"
+            f"<title>{e(summary['scenario'])} — {e(verdict)}</title><style>{CSS}</style></head>"
             f"<body>{''.join(body)}</body></html>")
-
-
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    from ..results.summary import read_summary_file
-
-    return read_summary_file(run_dir)
-
-
-def recover_stages(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    """Add the stages that left data on disk but never reached ``summary.json`` (the harness was killed).
-
-    Their figures come from the ledger and the time series alone
-    (`rehearsal.results.reconcile.from_ledger`), marked INCOMPLETE and
-    ``"reconciled": false``; the summary on disk is not changed.
-    """
-    from ..results.ledger import read_events
-    from ..plan import load_plan
-    from ..results.reconcile import from_ledger
-    from ..results.summary import stage_summary
-
-    have = {s["name"] for s in summary.get("stages", [])}
-    stages_dir = run_dir / "stages"
-    missing = [p for p in sorted(stages_dir.iterdir(), key=lambda p: p.stat().st_mtime)
-               if p.is_dir() and p.name not in have] if stages_dir.exists() else []
-    if not missing:
-        return summary
-    try:
-        plan = load_plan(run_dir / "scenario.yaml", time_scale=summary.get("time_scale"))
-    except Exception:  # noqa: BLE001 (without the scenario there is nothing to rebuild a stage from)
-        return summary
-    summary = {**summary, "stages": list(summary.get("stages", [])), "verdict": "INCOMPLETE"}
-    for sdir in missing:
-        try:
-            stage = plan.stage(sdir.name)
-        except Exception:  # noqa: BLE001
-            continue
-        rec = from_ledger(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"))
-        entry = stage_summary(stage, sdir, rec, finished=False)
-        entry["reconciled"] = False
-        summary["stages"].append(entry)
-    return summary
 
 
 def build_report(run_dir: Path, lang: str = "vi", out: Path | None = None) -> Path:
     """(Re)build ``index.html`` (``index.en.html`` for English) of a run directory."""
     run_dir = Path(run_dir)
-    summary = recover_stages(run_dir, read_summary(run_dir))
+    summary = recover_stages(run_dir, read_summary_file(run_dir))
     page = render(summary, load_run(run_dir, summary), lang)
     out = out or run_dir / ("index.html" if lang == "vi" else f"index.{lang}.html")
     tmp = out.with_suffix(".tmp")

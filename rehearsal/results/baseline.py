@@ -18,41 +18,17 @@ and draws the request types' p95 side by side.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .. import BASELINES_DIR, __version__
 from ..errors import PlanError, RunError
-from ..plan.gate_language import GATE_METRICS, Gate
-from .gates import GateData, measure
+from .rejudge import run_figures_and_gates
+from .summary import read_summary_file
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-#: Figures kept per request type.
-REQUEST_FIGURES = ("requests", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
-
-
-def _probe(metric: str, filters: tuple[tuple[str, str], ...] = ()) -> Gate:
-    return Gate(expr=metric, metric=metric, op=">=", threshold=0.0, name=metric, filters=filters)
-
-
-def figures_of(data: GateData, gates: Iterable[Gate] = ()) -> dict[str, float]:
-    """Every figure a baseline keeps for one stage (or the run): standard ones, per request type, the gates'."""
-    out: dict[str, float] = {}
-    probes = [_probe(m) for m in GATE_METRICS]
-    for name in sorted({r["name"] for r in data.latency_rows}):
-        probes += [_probe(m, (("name", name),)) for m in REQUEST_FIGURES]
-    probes += [g for g in gates]
-    for gate in probes:
-        if gate.key in out:
-            continue
-        value, _ = measure(gate, data)
-        if value is not None and math.isfinite(value):
-            out[gate.key] = round(float(value), 6)
-    return out
 
 
 def baseline_path(name: str) -> Path:
@@ -64,8 +40,6 @@ def baseline_path(name: str) -> Path:
 
 def save_baseline(run_dir: Path, name: str, *, directory: Path | None = None) -> Path:
     """Store the figures of the finished run in `run_dir` as baseline `name`; returns the file."""
-    from .summary import read_summary_file, run_figures_and_gates
-
     if not _NAME.fullmatch(name):
         raise RunError(f"a baseline name is letters, digits, '.', '_' and '-' (it becomes a file name); "
                        f"found {name!r}")
@@ -105,8 +79,6 @@ def load_baseline(name: str) -> dict[str, Any]:
 
 def _figures_of_source(source: str) -> tuple[str, dict[str, dict[str, float]]]:
     """(label, {stage: figures}) of a run directory or a baseline."""
-    from .summary import read_summary_file, run_figures_and_gates
-
     path = Path(source)
     if path.is_dir():
         label = path.name

@@ -14,28 +14,18 @@ Failures long after the switch belong to something else and are not counted.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..shared.status import COMPLETE
 from .ledger import Event
+from .stage_files import read_cutover
 
 #: Two failed requests further apart than this (wall seconds) are not one interruption.
 BURST_GAP_S = 10.0
 #: A failure this long before the recorded close still belongs to it (clocks of two processes).
 CLOCK_SLACK_S = 1.0
-COMPLETE = (3, 10)
-
-
-def read_cutover(stage_dir: Path) -> dict[str, Any] | None:
-    path = stage_dir / "cutover.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def interruption(failures: Iterable[float], closed_at: float) -> tuple[float, int, float | None, float | None]:

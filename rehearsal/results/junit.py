@@ -17,24 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ..plan import Plan
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return "not measured"
-    if isinstance(x, float):
-        return f"{x:.4g}" if abs(x) < 1 else f"{x:.6g}"
-    return str(x)
+from .gates import gate_status, gate_text
 
 
 def _case(suite: ET.Element, classname: str, gate: dict[str, Any]) -> tuple[int, int]:
     """One gate's test case; returns (failures, skipped) it adds."""
     case = ET.SubElement(suite, "testcase", classname=classname, name=str(gate["name"]), time="0")
-    status = gate.get("status") or ("passed" if gate.get("passed") else "failed")
-    expected = gate.get("expected") or ""
-    text = f"{gate.get('expr', '')}: observed {_num(gate.get('observed'))}, expected {expected}".rstrip(", ")
-    if gate.get("detail"):
-        text += f" ({gate['detail']})"
+    status = gate_status(gate)
+    text = gate_text(gate, label="expr")
     if status == "failed":
         failure = ET.SubElement(case, "failure", message=text, type="GateFailed")
         failure.text = text

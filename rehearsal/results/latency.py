@@ -8,13 +8,14 @@ are those of the sum. Values are microseconds; figures here are in ms.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from ..shared.jsonl import iter_jsonl
 
 #: As recorded (locustfiles.latency): 1 µs to one hour, 3 significant digits.
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
@@ -43,18 +44,11 @@ class LatencyLog:
 def read_latency(path: Path) -> LatencyLog:
     """The log at `path` (empty if there is none); a torn last line after a kill is skipped."""
     log = LatencyLog()
-    if not path.exists():
-        return log
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "start" in row:
-                log.start, log.interval_s, log.time_scale = row["start"], row.get("interval_s"), row.get("time_scale")
-            elif "hdr" in row:
-                log.rows.append(row)
+    for row in iter_jsonl(path):
+        if "start" in row:
+            log.start, log.interval_s, log.time_scale = row["start"], row.get("interval_s"), row.get("time_scale")
+        elif "hdr" in row:
+            log.rows.append(row)
     return log
 
 

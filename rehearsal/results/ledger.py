@@ -23,17 +23,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from ..shared.jsonl import iter_jsonl
+
 Event = dict[str, Any]
-
-#: Event kinds that move a dossier's status, and the status they leave it in.
-#: A submission with a fee starts at 6 (fee due) and moves to 1 once paid, so "submitted" promises only 6,
-#: the lowest rank; "paid" promises 1.
-STATUS_AFTER = {
-    "submitted": 6, "paid": 1, "received": 2, "refused_intake": 3, "processing": 4,
-    "supplement_requested": 5, "supplemented": 4, "transferred": 4, "taken_back": 4,
-    "decided": 9, "returned": 10,
-}
-
 
 class LedgerWriter:
     """Appends events to one JSON-lines file; every `write` ends with a flush."""
@@ -60,14 +52,5 @@ class LedgerWriter:
 
 
 def read_events(path: Path) -> Iterator[Event]:
-    """The events of one ledger file, skipping a torn last line."""
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                return  # torn write from a killed process
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    """The events of one ledger file (`rehearsal.shared.jsonl`: a torn last line is skipped)."""
+    return iter_jsonl(path)

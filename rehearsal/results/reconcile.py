@@ -20,11 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import PortalError
-from .ledger import STATUS_AFTER, Event
+from ..shared.status import COMPLETE, RANK, STATUS_AFTER
+from .ledger import Event
 
-COMPLETE_STATUSES = (3, 10)
-#: How far along the lifecycle a status is; supplement loops share a rank.
-_RANK = {6: 0, 1: 1, 2: 2, 4: 3, 5: 3, 7: 3, 8: 3, 9: 4, 3: 5, 10: 5}
 
 
 def fetch_portal_dossiers(base_url: str, *, admin_token: str | None = None, page: int = 1000,
@@ -141,9 +139,9 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
             continue
         status = int(row["status"])
         by_status[status] += 1
-        if _RANK.get(status, 0) < _RANK.get(last_status.get(did, 6), 0):
+        if RANK.get(status, 0) < RANK.get(last_status.get(did, 6), 0):
             inconsistent.append(did)
-        if status not in COMPLETE_STATUSES:
+        if status not in COMPLETE:
             continue
         complete += 1
         unit.complete += 1

@@ -33,7 +33,7 @@ from hdrh.histogram import HdrHistogram  # noqa: E402
 from rehearsal.plan.gate_language import parse_gate  # noqa: E402
 from rehearsal.results.gates import evaluate  # noqa: E402
 from rehearsal.results.latency import stage_latency  # noqa: E402
-from rehearsal.results.summary import gate_data  # noqa: E402
+from rehearsal.results.figures import gate_data  # noqa: E402
 
 GATES = ["p95_ms <= 800", "p99_ms over every 10m <= 2000", "error_rate < 1%", 'p95_ms{name="GET /api/x3"} <= 500',
          "p95_ms over last 30m <= 700", "rps >= 100", "max_ms < 60000"]
