@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 from ..shared.net import is_loopback
+from .errors import PortalStartError
 
-
-class PortalStartError(Exception):
-    """The portal cannot start as asked (an address it may not bind, a bad setting): one line for a person."""
+__all__ = ["PortalStartError", "add_arguments", "main", "serve_from_args"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the portal's arguments to `p` (``python -m rehearsal.portal`` and ``rehearse portal`` share them)."""
     p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     p.add_argument("--db", default="reports/portal.sqlite", help="SQLite database file")

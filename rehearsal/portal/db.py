@@ -21,8 +21,10 @@ from pathlib import Path
 from flask import Flask, current_app, g
 
 from ..shared.wards import load_units
-from .admin import set_id_base
 from .settings import PortalSettings
+
+#: First dossier id of each face: the faces never hand out the same id, so a migration keeps every id.
+ID_BASE = {"legacy": 0, "national": 10_000_000}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
@@ -62,11 +64,19 @@ CREATE INDEX IF NOT EXISTS history_dossier ON history (dossier_id);
 
 
 def connect(settings: PortalSettings) -> sqlite3.Connection:
+    """A new connection to the portal's database, rows as `sqlite3.Row`, foreign keys on."""
     conn = sqlite3.connect(settings.db_path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def set_id_base(db: sqlite3.Connection, face: str) -> None:
+    """Start this face's dossier ids at its base (once, on an empty database)."""
+    base = ID_BASE.get(face, 0)
+    if base and db.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'dossiers'").fetchone()[0] == 0:
+        db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('dossiers', ?)", (base,))
 
 
 def hash_password(password: str, salt: bytes) -> bytes:
@@ -117,6 +127,7 @@ def get_db() -> sqlite3.Connection:
 
 
 def close_db(_exc: BaseException | None = None) -> None:
+    """Give this request's connection back to the pool (app teardown), rolled back if left half-way."""
     db = g.pop("db", None)
     if db is None:
         return

@@ -32,18 +32,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import FaultSpecError
+
 KINDS = ("latency", "errors", "outage", "slow-agency", "silent-drop")
 #: Paths a fault never touches: the portal must stay observable and controllable.
 EXEMPT_PREFIXES = ("/api/admin/", "/api/health", "/api/stats", "/metrics")
 
 
-class FaultSpecError(ValueError):
-    """A fault the portal cannot apply; the message names the field."""
-
-
 @dataclass
-class Fault:
-    """One active fault."""
+class PortalFault:
+    """One active fault (the plan's `StageFault` is what a stage declares; this is what the portal plays)."""
 
     id: str
     kind: str
@@ -63,25 +61,25 @@ class Fault:
                 "rate": self.rate, "status": self.status, "factor": self.factor}
 
 
-def parse_fault(data: Any, index: int) -> Fault:
+def parse_fault(data: Any, index: int) -> PortalFault:
     """A fault from its JSON form; `FaultSpecError` naming ``faults[i].field`` if it is wrong."""
     where = f"faults[{index}]"
     if not isinstance(data, dict):
-        raise FaultSpecError(f"{where}: expected an object")
+        raise FaultSpecError(where, "expected an object")
     kind = data.get("kind")
     if kind not in KINDS:
-        raise FaultSpecError(f"{where}.kind: expected one of {', '.join(KINDS)}; found {kind!r}")
+        raise FaultSpecError(f"{where}.kind", f"expected one of {', '.join(KINDS)}; found {kind!r}")
     endpoints = data.get("endpoints") or []
     if not isinstance(endpoints, list) or not all(isinstance(e, str) for e in endpoints):
-        raise FaultSpecError(f"{where}.endpoints: expected a list of 'METHOD /route' patterns")
+        raise FaultSpecError(f"{where}.endpoints", "expected a list of 'METHOD /route' patterns")
 
     def number(name: str, default: float, lo: float, hi: float) -> float:
         value = data.get(name, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-            raise FaultSpecError(f"{where}.{name}: expected a number from {lo:g} to {hi:g}; found {value!r}")
+            raise FaultSpecError(f"{where}.{name}", f"expected a number from {lo:g} to {hi:g}; found {value!r}")
         return float(value)
 
-    fault = Fault(id=str(data.get("id") or f"{kind}-{index}"), kind=kind, endpoints=tuple(endpoints))
+    fault = PortalFault(id=str(data.get("id") or f"{kind}-{index}"), kind=kind, endpoints=tuple(endpoints))
     if kind == "latency":
         delay = data.get("delay_s")
         if isinstance(delay, list) and len(delay) == 2 and all(isinstance(x, (int, float)) for x in delay) \
@@ -92,7 +90,7 @@ def parse_fault(data: Any, index: int) -> Fault:
         elif delay is None and "mean_s" in data:
             fault.mean_s = number("mean_s", 0, 0, 600)
         else:
-            raise FaultSpecError(f"{where}.delay_s: expected seconds, [low, high] or mean_s; found {delay!r}")
+            raise FaultSpecError(f"{where}.delay_s", f"expected seconds, [low, high] or mean_s; found {delay!r}")
     elif kind in ("errors", "silent-drop"):
         fault.rate = number("rate", 1.0, 0, 1)
         fault.status = int(number("status", 503, 400, 599))
@@ -115,17 +113,17 @@ class Closed:
 class FaultState:
     """What the portal is told to suffer now; shared by all requests (guarded by a lock)."""
 
-    faults: list[Fault] = field(default_factory=list)
+    faults: list[PortalFault] = field(default_factory=list)
     closed: Closed | None = None
     dropped: list[int] = field(default_factory=list)
     rng: random.Random = field(default_factory=random.Random)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def replace(self, faults: list[Fault]) -> None:
+    def replace(self, faults: list[PortalFault]) -> None:
         with self.lock:
             self.faults = faults
 
-    def active(self, kind: str, endpoint: str | None = None) -> list[Fault]:
+    def active(self, kind: str, endpoint: str | None = None) -> list[PortalFault]:
         return [f for f in self.faults if f.kind == kind and (endpoint is None or f.matches(endpoint))]
 
     def delay_for(self, endpoint: str) -> float:

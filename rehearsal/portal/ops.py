@@ -1,0 +1,80 @@
+"""The portal's own view of itself: health, statistics, Prometheus metrics, its OpenAPI document.
+
+What the portal counts here (active sessions, dossiers by status and unit,
+server-side request timings) is the second witness beside the harness's own
+counts: the proof of 1,000+ concurrent sessions needs both. Faults never touch
+these calls (`faults.EXEMPT_PREFIXES`), so the portal stays observable.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, jsonify
+
+from ..shared.status import COMPLETE_SQL
+from .context import live, settings
+from .db import get_db
+from .live import PROM_BUCKETS
+from .openapi import spec
+
+bp = Blueprint("ops", __name__)
+
+
+def _counts() -> tuple[dict[str, int], dict[str, dict[str, int]], int]:
+    db = get_db()
+    by_status = {str(s): n for s, n in db.execute("SELECT status, count(*) FROM dossiers GROUP BY status")}
+    by_unit = {str(u): {"submitted": n, "complete": c} for u, n, c in db.execute(
+        f"SELECT unit_code, count(*), sum(status IN {COMPLETE_SQL}) FROM dossiers GROUP BY unit_code")}
+    return by_status, by_unit, sum(by_status.values())
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The API as an OpenAPI 3 document."""
+    return jsonify(spec())
+
+
+@bp.get("/api/health")
+def health() -> Response:
+    """Liveness, and which face this is."""
+    return jsonify(ok=True, face=settings().face)
+
+
+@bp.get("/api/stats")
+def stats() -> Response:
+    """Sessions, dossiers and request timings, as the portal sees them."""
+    view, cfg = live(), settings()
+    active = view.active()
+    by_status, by_unit, total = _counts()
+    timings = {name: {"count": t.count, "errors": t.errors, "p50_ms": t.percentile_ms(0.5),
+                      "p95_ms": t.percentile_ms(0.95), "p99_ms": t.percentile_ms(0.99)}
+               for name, t in sorted(view.timings.items())}
+    return jsonify(face=cfg.face, sessions_active=sum(active.values()), sessions_by_role=active,
+                   window_s=cfg.active_window_s, dossiers_by_status=by_status, dossiers_by_unit=by_unit,
+                   dossiers_total=total, requests=timings, uptime_s=round(time.time() - view.started, 1))
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The same, in Prometheus text format."""
+    view = live()
+    active = view.active()
+    by_status, _, _ = _counts()
+    lines = ["# HELP portal_sessions_active Sessions with a request in the active window.",
+             "# TYPE portal_sessions_active gauge"]
+    lines += [f'portal_sessions_active{{role="{r}"}} {n}' for r, n in sorted(active.items())]
+    lines += ["# HELP portal_dossiers Dossiers by status code.", "# TYPE portal_dossiers gauge"]
+    lines += [f'portal_dossiers{{status="{s}"}} {n}' for s, n in sorted(by_status.items(), key=lambda x: int(x[0]))]
+    lines += ["# HELP portal_request_duration_seconds Server-side request time by endpoint.",
+              "# TYPE portal_request_duration_seconds histogram"]
+    for name, t in sorted(view.timings.items()):
+        label = name.replace("\\", "\\\\").replace('"', '\\"')
+        cumulative = 0
+        for le, n in zip(PROM_BUCKETS, t.prom):
+            cumulative += n
+            lines.append(f'portal_request_duration_seconds_bucket{{endpoint="{label}",le="{le}"}} {cumulative}')
+        lines.append(f'portal_request_duration_seconds_bucket{{endpoint="{label}",le="+Inf"}} {t.count}')
+        lines.append(f'portal_request_duration_seconds_sum{{endpoint="{label}"}} {t.total_s:.6f}')
+        lines.append(f'portal_request_duration_seconds_count{{endpoint="{label}"}} {t.count}')
+    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
