@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rehearsal.shared.catalogue import DEFAULT_PATH, load_catalogue
-from rehearsal.errors import ConfigError
+from rehearsal.shared.catalogue import DEFAULT_PATH, CatalogueError, load_catalogue
 from rehearsal.shared.wards import FormerProvince, UnitType, load_units, units_by_code
 
 
@@ -78,7 +77,7 @@ def test_search_finds_vietnamese_names() -> None:
     (lambda d: d["procedures"][1].pop("group"), "HT-02: group: missing"),
 ])
 def test_bad_catalogue_names_the_procedure_and_field(tmp_path: Path, change, fragment: str) -> None:
-    with pytest.raises(ConfigError, match=re.escape(fragment)):
+    with pytest.raises(CatalogueError, match=re.escape(fragment)):
         load_catalogue(_copy(tmp_path, change))
 
 

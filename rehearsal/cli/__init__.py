@@ -11,10 +11,12 @@ codes are `common.ExitCode`: 0 done / GO, 1 NO-GO, 2 bad input or harness error.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 from ..errors import RehearsalError
+from ..shared.catalogue import CatalogueError
 from . import info, judging, running, viewing
 from .common import ExitCode, Parser
 
@@ -49,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except RehearsalError as exc:
+    except (RehearsalError, CatalogueError) as exc:
         if args.debug:
             raise
         print(f"rehearse: error: {exc}", file=sys.stderr)
@@ -57,3 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rehearse: interrupted; what was measured is on disk", file=sys.stderr)
         return ExitCode.ERROR
+    except BrokenPipeError:
+        # The reader went away (`rehearse wards | head`): what it wanted it has. Point stdout at
+        # /dev/null so that Python's own flush at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.GO

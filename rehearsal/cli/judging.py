@@ -8,6 +8,7 @@ verdict into the exit code.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .common import ExitCode, exit_for, print_gates
@@ -15,7 +16,7 @@ from .common import ExitCode, exit_for, print_gates
 
 def cmd_gate(args: argparse.Namespace) -> int:
     """Judge a finished run's gates again (optionally against a baseline, or by another scenario's gates)."""
-    from ..results.baseline import load_baseline
+    from ..results.baseline import baseline_for
     from ..results.junit import write_junit
     from ..results.rejudge import judge_run, load_run_plan
     from ..results.summary import read_summary_file
@@ -23,8 +24,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     summary = read_summary_file(run_dir)
     plan = load_run_plan(run_dir, summary, args.scenario)
-    name = args.baseline or plan.baseline
-    baseline = load_baseline(name) if name else None
+    baseline, note = baseline_for(plan, args.baseline)
+    if note:
+        print(f"rehearse: note: {note}", file=sys.stderr)
     judged = judge_run(run_dir, summary, plan, baseline=baseline)
     for stage in judged["stages"]:
         print(f"{stage['name']}: {stage['verdict']}")

@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import BASELINES_DIR, __version__
 from ..errors import PlanError, RunError
+from ..plan import Plan
 from .rejudge import run_figures_and_gates
 from .summary import read_summary_file
 
@@ -73,6 +74,25 @@ def load_baseline(name: str) -> dict[str, Any]:
                         file=str(path))
     body.setdefault("name", path.stem)
     return body
+
+
+def baseline_for(plan: Plan, name: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """The baseline a run (or a re-judging of one) compares with, and a note when there is none to use.
+
+    One rule for ``rehearse run`` and ``rehearse gate``: a baseline named on the
+    command line must exist (`PlanError` otherwise, before any load is sent);
+    the scenario's own ``baseline:`` may not exist yet (a pipeline's first run
+    has nothing to compare with), and then its ``baseline`` gates are skipped,
+    with the returned note saying so.
+    """
+    if name:
+        return load_baseline(name), None
+    if not plan.baseline:
+        return None, None
+    try:
+        return load_baseline(plan.baseline), None
+    except PlanError as exc:
+        return None, f"{exc}; 'baseline' gates are skipped"
 
 
 # -- rehearse compare -----------------------------------------------------------

@@ -22,9 +22,17 @@ from pathlib import Path
 import yaml
 
 from .. import CONFIG_DIR
-from ..errors import ConfigError
 
 DEFAULT_PATH = CONFIG_DIR / "procedures.yaml"
+
+
+class CatalogueError(ValueError):
+    """config/procedures.yaml is wrong or missing: one line naming the file, the procedure and the field.
+
+    Defined here, not in `rehearsal.errors`, because the reference portal reads
+    the catalogue too and imports nothing of the harness; the harness's CLI
+    turns it into its one error line like any `RehearsalError`.
+    """
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,8 @@ def _check(raw: dict, path: Path) -> None:
     """Refuse a procedure the portal or the users could not work with."""
     code = raw.get("code", "?")
 
-    def bad(field: str, why: str) -> ConfigError:
-        return ConfigError(f"{path}: procedure {code}: {field}: {why}")
+    def bad(field: str, why: str) -> CatalogueError:
+        return CatalogueError(f"{path}: procedure {code}: {field}: {why}")
 
     for key in ("code", "name", "group", "weight"):
         if key not in raw:
@@ -156,7 +164,7 @@ def _procedure(raw: dict, path: Path) -> Procedure:
             second_agency=raw.get("second_agency"),
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: procedure {raw.get('code', '?')}: {exc}") from None
+        raise CatalogueError(f"{path}: procedure {raw.get('code', '?')}: {exc}") from None
 
 
 def _long_tail(spec: dict, start_rank: int, count: int) -> list[Procedure]:
@@ -198,15 +206,15 @@ def load_catalogue(path: Path = DEFAULT_PATH) -> Catalogue:
     try:
         doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the procedure catalogue: {exc}") from None
+        raise CatalogueError(f"{path}: cannot read the procedure catalogue: {exc}") from None
     real = [_procedure(raw, Path(path)) for raw in doc["procedures"]]
     seen: set[str] = set()
     for proc in real:
         if proc.code in seen:
-            raise ConfigError(f"{path}: procedure {proc.code}: code: used twice (expected unique codes)")
+            raise CatalogueError(f"{path}: procedure {proc.code}: code: used twice (expected unique codes)")
         seen.add(proc.code)
     total = int(doc.get("total", 1875))
     if len(real) > total:
-        raise ConfigError(f"{path}: {len(real)} procedures listed but total is {total}")
+        raise CatalogueError(f"{path}: {len(real)} procedures listed but total is {total}")
     tail = _long_tail(doc["long_tail"], start_rank=len(real) + 1, count=total - len(real))
     return Catalogue(tuple(real + tail))
