@@ -5,10 +5,16 @@ exit code 2 (`--debug` shows the traceback). The tree::
 
     RehearsalError                 anything the harness can explain to a person
     ├── PlanError                  a scenario / gate file is wrong (file, line, field, expected)
+    │   └── GateSyntaxError        a gate expression does not parse (message only: the plan
+    │                              reader re-raises it as a PlanError with file, line and field)
     ├── ConfigError                config/ (catalogue, targets) is wrong or missing
     ├── TargetError                the target is not allowed, or cannot be reached to start
     ├── PortalError                the portal answered something the harness cannot use
     └── RunError                   a run could not be started or its directory is unusable
+
+The reference portal has its own small tree in `rehearsal.portal.errors`
+(`ApiError`, `FaultSpecError`, ...): the portal imports no harness code, this
+module included, so that it can be run and shipped on its own.
 """
 
 from __future__ import annotations
@@ -38,6 +44,14 @@ class PlanError(RehearsalError):
             where = self.file + (f":{self.line}" if self.line else "") + ": "
         what = f"{self.field}: " if self.field else ""
         return f"{where}{what}{self.message}"
+
+
+class GateSyntaxError(PlanError):
+    """A gate expression that does not parse; the message says what was expected.
+
+    Raised by `rehearsal.plan.gate_language.parse_gate` with the message only; the plan
+    reader catches it and raises a `PlanError` naming the file, the line and the field.
+    """
 
 
 class ConfigError(RehearsalError):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.errors import PlanError
+import rehearsal.plan
+from rehearsal.errors import GateSyntaxError, PlanError
 from rehearsal.plan import (GATE_METRICS, CitizenLoad, Gate, OfficerLoad, Plan, Stage, ThinkTime, UnitSelection,
                             describe_plan, load_plan, parse_duration)
 
@@ -206,6 +207,21 @@ def test_gate_metrics_are_the_agreed_ones() -> None:
         "duplicated_dossiers", "submitted_dossiers", "complete_dossiers", "interruption_s",
         "migration_found_rate", "arrivals_dropped"}
     assert all(isinstance(v, str) and v and "\n" not in v for v in GATE_METRICS.values())
+
+
+def test_the_public_api_is_what_the_package_names() -> None:
+    assert all(hasattr(rehearsal.plan, name) for name in rehearsal.plan.__all__)
+    # A gate that does not parse is a plan mistake: the CLI says it in one line like any other.
+    assert issubclass(GateSyntaxError, PlanError)
+
+
+def test_gate_windows_under_10s_keep_their_fraction(tmp_path: Path) -> None:
+    # Gate.key names a figure (baselines, contradictions): 1.5 s and 2 s windows are two figures.
+    text = "name: x\nstages:\n  - name: a\n    duration: 1h\n" \
+           "    citizens: {users: 1, spawn_rate: 1, think_time: 1m}\n" \
+           "    gates: [p95_ms over every 1.5s < 100, p95_ms over every 2s > 200]\n"
+    gates = load_plan(_write(tmp_path, text)).stages[0].gates
+    assert [g.key for g in gates] == ["p95_ms over every 1.5s", "p95_ms over every 2s"]
 
 
 def test_describe_plan_states_wall_clock(tmp_path: Path) -> None:

@@ -28,16 +28,23 @@ A gate is ``METRIC[{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
   stored baseline run (`rehearsal.results.baseline`).
 
 This module only parses; `rehearsal.results.gates` measures and judges. Parsing raises
-`GateSyntaxError` with a message only: the plan reader adds file, line and field.
+`GateSyntaxError` (a `PlanError`, `rehearsal.errors`) with a message only: the plan
+reader adds file, line and field.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import math
 import re
 from dataclasses import dataclass
+
+from ..errors import GateSyntaxError
+from ..shared.formats import duration as format_duration
+from .notation import DECIMAL, did_you_mean, duration_seconds, has_separators
+
+__all__ = ["GATE_METRICS", "RATE_METRICS", "REQUEST_METRICS", "SESSION_METRICS", "DOSSIER_METRICS", "LIVE_METRICS",
+           "GATE_OPS", "SHAPE", "Gate", "GateSyntaxError", "parse_gate", "satisfiable"]
 
 #: Metrics a gate can test, with what they mean (shared by the evaluator, the plan reader and the docs).
 GATE_METRICS: dict[str, str] = {
@@ -92,14 +99,7 @@ _HEAD = re.compile(r"(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\{(?P<filters>[^{}]
                    r"(?P<op>=>|=<|<>|<=|>=|==|!=|<|>|=)\s*(?P<rhs>.*)")
 _SLIP_FIX = {"=": "==", "=>": ">=", "=<": "<=", "<>": "!="}
 _FILTER = re.compile(r"\s*([A-Za-z_]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)'|([^,\"']*?))\s*(?:,|$)")
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_SEPARATED = re.compile(r"[+-]?\d[\d_,]*(?:\.\d+)?\s*%?")
 _BASELINE = re.compile(r"baseline\s*(?:(?P<op>[*+-])\s*(?P<arg>.+))?")
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
-
-
-class GateSyntaxError(ValueError):
-    """A gate expression that does not parse; the message says what was expected."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class Gate:
         if self.filters:
             out += "{" + ",".join(f'{k}="{v}"' for k, v in self.filters) + "}"
         if self.window != "whole":
-            out += f" over {self.window} {_format_s(self.window_s)}"
+            out += f" over {self.window} {format_duration(self.window_s)}"
         return out
 
     @property
@@ -167,17 +167,10 @@ class Gate:
         return "tag" not in want or tag == want["tag"]
 
 
-def _format_s(seconds: float) -> str:
-    total = int(round(seconds))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    return ((f"{h}h" if h else "") + (f"{m}m" if m else "") + (f"{s}s" if s else "")) or "0s"
-
-
 def _number(text: str, metric: str, *, what: str) -> float:
     """A number as a gate writes it: plain decimal, a percentage for a rate, no thousands separators."""
     text = text.strip()
-    if _SEPARATED.fullmatch(text) and ("_" in text or "," in text):
+    if has_separators(text):
         raise GateSyntaxError(f"expected {SHAPE} with the number written without separators: "
                               f"{text.replace('_', '').replace(',', '')}, not {text}")
     digits, scale = text, 1.0
@@ -186,7 +179,7 @@ def _number(text: str, metric: str, *, what: str) -> float:
             raise GateSyntaxError(f"a percentage is only allowed for a rate ({', '.join(sorted(RATE_METRICS))}); "
                                   f"{metric} is a count or a time: found {text!r}")
         digits, scale = text[:-1].rstrip(), 100.0
-    if not _DECIMAL.fullmatch(digits):
+    if not DECIMAL.fullmatch(digits):
         raise GateSyntaxError(f"expected {what}; found {text!r}")
     value = float(digits) / scale
     if not math.isfinite(value):
@@ -195,11 +188,9 @@ def _number(text: str, metric: str, *, what: str) -> float:
 
 
 def _duration(text: str) -> float:
-    match = _DURATION.fullmatch(text)
-    if not text or not match or not any(match.groups()):
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise GateSyntaxError(f"expected a window duration like 5m, 30m, 1h or 90s; found {text!r}")
-    h, m, s = (float(g) if g else 0.0 for g in match.groups())
-    seconds = h * 3600 + m * 60 + s
     if seconds <= 0:
         raise GateSyntaxError(f"a window must be longer than 0; found {text!r}")
     return seconds
@@ -226,9 +217,7 @@ def _filters(text: str, metric: str) -> tuple[tuple[str, str], ...]:
         value = next(g for g in (m.group(2), m.group(3), m.group(4)) if g is not None).strip()
         pos = m.end()
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(allowed)}"
-            raise GateSyntaxError(f"unknown filter {key!r} for {metric} ({hint})")
+            raise GateSyntaxError(f"unknown filter {key!r} for {metric} ({did_you_mean(key, allowed)})")
         if key in out:
             raise GateSyntaxError(f"filter {key!r} is given twice")
         if not value:
@@ -242,9 +231,7 @@ def _filter_value(key: str, value: str) -> str:
     if key == "method":
         value = value.upper()
     if choices is not None and value not in choices:
-        close = difflib.get_close_matches(value, choices, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(choices)}"
-        raise GateSyntaxError(f"unknown {key} {value!r} ({hint})")
+        raise GateSyntaxError(f"unknown {key} {value!r} ({did_you_mean(value, choices)})")
     if key == "unit" and not value.isdigit():
         raise GateSyntaxError(f"expected an official unit code (digits, see 'rehearse wards'); found {value!r}")
     if key == "name" and " " not in value and value != "*":
@@ -262,9 +249,7 @@ def parse_gate(expr: str, *, name: str | None = None, abort_on_fail: bool = Fals
         raise GateSyntaxError(f"expected {SHAPE}; found {expr!r}")
     metric, op, rhs = m.group("metric"), m.group("op"), m.group("rhs").strip()
     if metric not in GATE_METRICS:
-        close = difflib.get_close_matches(metric, list(GATE_METRICS), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"expected one of: {', '.join(GATE_METRICS)}"
-        raise GateSyntaxError(f"unknown gate metric {metric!r} ({hint})")
+        raise GateSyntaxError(f"unknown gate metric {metric!r} ({did_you_mean(metric, list(GATE_METRICS))})")
     if op in _SLIP_FIX:
         raise GateSyntaxError(f"unknown operator {op!r} in {expr!r} (did you mean {_SLIP_FIX[op]!r}?)")
     filters = _filters(m.group("filters"), metric) if m.group("filters") is not None else ()
