@@ -79,9 +79,10 @@ def ledger_completion_times(path: Path, groups: dict[str, str], time_scale: floa
     except ValueError:  # a torn last line: fall back to the tolerant reader
         frame = jsonl_frame(path)
         parts = [frame[frame["kind"].isin(("submitted", *COMPLETE_KINDS))]] if not frame.empty else []
-    if not parts:
+    events = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if events.empty or not {"t", "kind", "id", "procedure"} <= set(events.columns):
+        # Nothing was filed (the target was down, say): the ledger holds only failed requests.
         return pd.DataFrame(columns=["group", "minutes"])
-    events = pd.concat(parts, ignore_index=True)
     submitted = events[events["kind"] == "submitted"].drop_duplicates("id").set_index("id")
     done = events[events["kind"].isin(COMPLETE_KINDS)].groupby("id")["t"].min()
     both = submitted.join(done.rename("t_done"), how="inner")
