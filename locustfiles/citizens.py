@@ -25,9 +25,10 @@ from locust import task
 from locust.exception import RescheduleTask
 from urllib3 import encode_multipart_formdata
 
+from rehearsal.shared.status import COMPLETE, DossierStatus
+
 from locustfiles.common import PortalUser
 
-COMPLETE = (3, 10)
 #: Random bytes shared by all attachments of this process (slices of it).
 _BLOB = os.urandom(64 * 1024)
 _NAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Võ", "Đặng", "Bùi", "Đỗ")
@@ -148,7 +149,7 @@ class CitizenUser(PortalUser):
             if body.get("status") in COMPLETE:
                 self.ctx.telemetry.emit("seen_complete", id=dossier["id"], status=body["status"])
                 return
-            if body.get("status") == 5 and supplements < 3:
+            if body.get("status") == DossierStatus.SUPPLEMENT_REQUESTED and supplements < 3:
                 supplements += 1
                 self.think(load.think_time.low_s, load.think_time.high_s)
                 self.supplement(dossier["id"])

@@ -3,8 +3,9 @@
 `PortalUser` carries the session token in an ``Authorization`` header (not a
 cookie, so FastHttpUser and HttpUser behave the same), keeps the time of its
 last request so the harness can count active sessions the way the portal
-does, scales every think time by the plan's time scale, and hands dossier
-events to the telemetry (which writes the ledger). Importing this module
+does (while it has a session it is in the run context's ``signed_in``),
+scales every think time by the plan's time scale, and hands dossier events
+to the telemetry (which writes the ledger). Importing this module
 fixes two habits of geventhttpclient's connection pool that would put the
 generator's own waits into response times (`locustfiles.connections`).
 """
@@ -16,7 +17,6 @@ import locust  # noqa: F401  (first: gevent patches the standard library)
 import json
 import random
 import time
-import weakref
 from typing import Any
 
 import gevent
@@ -35,9 +35,6 @@ connections.install()
 #: it tools/bench/accuracy.py saw every batch queue in the portal's accept and
 #: read path (client p50 70 ms on a 50 ms page whose server time was 51 ms).
 SPAWN_SPREAD_S = 1.0
-
-#: Users that are signed in now; the telemetry counts the active ones.
-SIGNED_IN: "weakref.WeakSet[PortalUser]" = weakref.WeakSet()
 
 
 class PortalUser(FastHttpUser):
@@ -130,7 +127,7 @@ class PortalUser(FastHttpUser):
         self.token_portal = self.ctx.portal_url
         self.session_lost = False
         self.last_active = time.time()
-        SIGNED_IN.add(self)
+        self.ctx.signed_in.add(self)
 
     def who(self) -> str:
         return f"{type(self).__name__}:{getattr(self, 'identity', '?')}"
@@ -141,7 +138,7 @@ class PortalUser(FastHttpUser):
             self.ctx.telemetry.emit("session_lost", user=self.who())
             self.token = None
             self.session_lost = True
-            SIGNED_IN.discard(self)
+            self.ctx.signed_in.discard(self)
 
     def restore_session(self) -> bool:
         """Sign in again as the same person after a cutover; True if it worked."""
@@ -151,7 +148,7 @@ class PortalUser(FastHttpUser):
         if self.token:
             self.call("POST", "/api/auth/logout", name="/api/auth/logout")
         self.token = None
-        SIGNED_IN.discard(self)
+        self.ctx.signed_in.discard(self)
 
     def on_stop(self) -> None:
         # Sign out when the stage stops this user, as a person closing the tab would not, but as a
@@ -160,7 +157,7 @@ class PortalUser(FastHttpUser):
             self.sign_out()
         except Exception:  # noqa: BLE001 (stopping: a failed logout is not worth a traceback)
             pass
-        SIGNED_IN.discard(self)
+        self.ctx.signed_in.discard(self)
 
     def require(self, status: int, body: Any, *fields: str) -> dict[str, Any]:
         """The answer's body if the call worked; otherwise give up this task."""

@@ -3,13 +3,16 @@
 Built once by the locustfile's ``init`` hook from the plan named on the
 command line (``--plan``, ``--stage``, ``--time-scale``), then handed to the
 user classes as a class attribute: no module-level settings, no environment
-variables read deep inside.
+variables read deep inside. Whatever the process's users share lives here,
+the users signed in now included (the telemetry counts the active ones from
+`RunContext.active_sessions`).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +30,13 @@ class RunContext:
     plan: "Plan"
     stage: "Stage"
     catalogue: "Catalogue"
-    telemetry: "Telemetry"
     time_scale: float
+    #: This process's events and samples (`locustfiles.telemetry.Telemetry`), set by the locustfile.
+    telemetry: "Telemetry" = field(init=False, repr=False)
+    #: Read at test_start, from the variable the master names (``--officer-password-env``).
     officer_password: str = "rehearsal"
-    #: Index of this process among the Locust workers (0 when local) and their number.
+    #: Rank of this process among the workers the master started the stage with (0 when local), and
+    #: their number: both from the master, at test_start (see the locustfile's ``_on_test_start``).
     worker_index: int = 0
     worker_count: int = 1
     #: Wall-clock time the stage started (set at test_start).
@@ -46,6 +52,9 @@ class RunContext:
     idle_citizens: int = 0
     #: This process's HDR latency recorder (`locustfiles.latency.LatencyRecorder`), set by the locustfile.
     latency: Any = None
+    #: The users of this process with a session now (`locustfiles.common.PortalUser`); weak, so a
+    #: user Locust has stopped and dropped is gone from it too.
+    signed_in: "weakref.WeakSet[Any]" = field(default_factory=weakref.WeakSet, repr=False)
     _counters: dict[str, Any] = field(default_factory=lambda: {
         "officer": itertools.count(), "citizen": itertools.count()})
 
@@ -77,6 +86,11 @@ class RunContext:
     def sim_elapsed(self) -> float:
         """Simulated seconds since the stage started (the timeline faults and the cutover use)."""
         return self.elapsed() * self.time_scale
+
+    def active_sessions(self, window_s: float) -> int:
+        """Sessions of this process used within the last `window_s` seconds (as the portal counts them)."""
+        now = time.time()
+        return sum(1 for u in list(self.signed_in) if u.token and now - u.last_active <= window_s)
 
     # -- the cutover and faults -------------------------------------------------
     def moved_to(self, url: str) -> bool:

@@ -71,12 +71,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
     plan = load_plan(options.plan, time_scale=options.time_scale or None)
     stage = plan.stage(options.stage) if options.stage else plan.stages[0]
     run_dir = Path(options.run_dir) if options.run_dir else None
-    telemetry = Telemetry(environment, stage=stage.name, run_dir=run_dir, portal_url=environment.host)
-    ctx = RunContext(plan=plan, stage=stage, catalogue=load_catalogue(), telemetry=telemetry,
-                     time_scale=plan.time_scale,
-                     officer_password=os.environ.get(options.officer_password_env, "rehearsal"),
-                     worker_index=getattr(environment.runner, "worker_index", 0),
-                     worker_count=max(1, int(os.environ.get("REHEARSAL_WORKER_COUNT", "1"))))
+    ctx = RunContext(plan=plan, stage=stage, catalogue=load_catalogue(), time_scale=plan.time_scale)
+    ctx.telemetry = telemetry = Telemetry(environment, stage=stage.name, run_dir=run_dir,
+                                          portal_url=environment.host, count_sessions=ctx.active_sessions)
     ctx.portal_url = (environment.host or "").rstrip("/")
     ctx.latency = LatencyRecorder(environment, stage_dir=run_dir / "stages" / stage.name if run_dir else None,
                                   time_scale=plan.time_scale)
@@ -98,12 +95,41 @@ def _on_init(environment: Environment, **_: Any) -> None:
             mark=environment.rehearsal_timeline.mark)
 
 
+#: The name, among the master's parsed options, of {worker client id: rank} for the workers it starts
+#: the stage with. Locust's master sends its parsed options (ours included) to every worker in each
+#: spawn message, and a worker takes them in before it fires test_start (locust/runners.py,
+#: ``WorkerRunner.handle_message``, case "spawn"): so a worker started by the runner, by
+#: ``rehearse worker`` on another machine or by hand learns its rank and how many there are alike.
+WORKER_RANKS = "rehearsal_worker_ranks"
+
+
+def _learn_workers(environment: Environment, ctx: RunContext) -> None:
+    """At test_start: the master ranks its workers; each worker reads its rank and their number.
+
+    Citizens are numbered by rank (`RunContext.next_identity`) and the open
+    model's arrival rate is shared by their number (`_arrivals`). The ranks
+    are 0..n-1 even where Locust's indexes are not (a worker that connected
+    and left before the start used one up). A worker that joins after the
+    start is not ranked: it falls back on Locust's index.
+    """
+    runner, options = environment.runner, environment.parsed_options
+    if isinstance(runner, MasterRunner):
+        workers = sorted(runner.clients.ready, key=lambda c: runner.get_worker_index(c.id))
+        setattr(options, WORKER_RANKS, {c.id: rank for rank, c in enumerate(workers)})
+    elif isinstance(runner, WorkerRunner):
+        ranks: dict[str, int] = getattr(options, WORKER_RANKS, None) or {}
+        ctx.worker_count = max(1, len(ranks))
+        ctx.worker_index = ranks.get(runner.client_id, runner.worker_index)
+
+
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     ctx: RunContext | None = getattr(environment, "rehearsal", None)
     if ctx is not None:
         ctx.started_at = time.time()
-        ctx.worker_index = getattr(environment.runner, "worker_index", 0)
+        _learn_workers(environment, ctx)
+        # The variable's name is the master's too: a remote worker reads the one the run's target names.
+        ctx.officer_password = os.environ.get(environment.parsed_options.officer_password_env, "rehearsal")
         if not ctx.portal_url and environment.host:  # a worker started without --host learns it from the master
             ctx.portal_url = environment.host.rstrip("/")
             ctx.telemetry.portal_url = ctx.portal_url

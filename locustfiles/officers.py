@@ -20,10 +20,22 @@ import gevent
 from locust import task
 from locust.exception import RescheduleTask
 
+from rehearsal.shared.status import DossierStatus
+
 from locustfiles.common import PortalUser
 
-INTAKE = "1,9"       # submitted (to receive) and decided (to return)
-PROCESSING = "2,4"   # received (to process) and processing
+
+def _queue(*statuses: DossierStatus) -> str:
+    """A queue filter as the portal's ``?status=`` takes it: ``1,9``."""
+    return ",".join(str(int(s)) for s in statuses)
+
+
+#: The desk: submitted (to receive) and done (to return the result).
+INTAKE = _queue(DossierStatus.SUBMITTED, DossierStatus.DONE)
+#: The specialists: received (to process) and processing.
+PROCESSING = _queue(DossierStatus.RECEIVED, DossierStatus.PROCESSING)
+#: A unit's only officer does both.
+EVERYTHING = _queue(DossierStatus.SUBMITTED, DossierStatus.RECEIVED, DossierStatus.PROCESSING, DossierStatus.DONE)
 
 
 class OfficerUser(PortalUser):
@@ -42,7 +54,7 @@ class OfficerUser(PortalUser):
         self.number = (self.identity // units) % per_unit + 1
         self.username = f"cb{self.unit}-{self.number}"
         if per_unit == 1:
-            self.statuses, self.specialist_slot = "1,2,4,9", None
+            self.statuses, self.specialist_slot = EVERYTHING, None
         elif self.number == 1:
             self.statuses, self.specialist_slot = INTAKE, None
         else:
@@ -95,14 +107,14 @@ class OfficerUser(PortalUser):
         """Take the next step on one dossier; False if it is not ours to move now."""
         load = self.ctx.stage.officers
         status, agency = item["status"], item.get("agency_state")
-        if status == 1:
+        if status == DossierStatus.SUBMITTED:
             if self.rng.random() < load.refuse_share:
                 return self.step(item, "refuse-intake", "refused_intake",
                                  json={"reason": "Hồ sơ không thuộc thẩm quyền giải quyết"})
             return self.step(item, "receive", "received")
-        if status == 2:
+        if status == DossierStatus.RECEIVED:
             return self.step(item, "process", "processing")
-        if status == 4:
+        if status == DossierStatus.PROCESSING:
             if agency == "at_agency":
                 return False
             if agency == "back":
@@ -116,7 +128,7 @@ class OfficerUser(PortalUser):
             return self.step(item, "decide", "decided",
                              json={"decision": "approved" if approved else "refused",
                                    "reason": "" if approved else "Không đủ điều kiện"})
-        if status == 9:
+        if status == DossierStatus.DONE:
             return self.step(item, "return", "returned")
         return False
 

@@ -20,6 +20,7 @@ import json
 import logging
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +29,24 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from rehearsal.results.ledger import LedgerWriter
-
-from locustfiles.common import SIGNED_IN
+from rehearsal.shared.status import COMPLETE_KINDS
 
 log = logging.getLogger("rehearsal.telemetry")
 EVENTS, TICK = "rehearsal:events", "rehearsal:tick"
 FLUSH_EVERY_S = 1.0
 SAMPLE_EVERY_S = 2.0
-COMPLETE_KINDS = ("returned", "refused_intake")
 
 
 class Telemetry:
     """Buffers this process's events and, on the master or local runner, writes them."""
 
     def __init__(self, environment: Environment, *, stage: str, run_dir: Path | None,
-                 portal_url: str | None, session_window_s: float = 60.0) -> None:
+                 portal_url: str | None, count_sessions: Callable[[float], int],
+                 session_window_s: float = 60.0) -> None:
         self.env = environment
         self.stage = stage
+        #: This process's sessions active within a window (`RunContext.active_sessions`).
+        self.count_sessions = count_sessions
         self.session_window_s = session_window_s
         self.portal_url = portal_url
         self.buffer: list[dict[str, Any]] = []
@@ -78,8 +80,8 @@ class Telemetry:
         self.buffer.append({"t": round(time.time(), 3), "kind": kind, "stage": self.stage, **fields})
 
     def active_sessions(self) -> int:
-        now = time.time()
-        return sum(1 for u in list(SIGNED_IN) if u.token and now - u.last_active <= self.session_window_s)
+        """This process's sessions used within the window, as the portal counts its own."""
+        return self.count_sessions(self.session_window_s)
 
     def flush(self) -> None:
         if self.buffer:

@@ -16,31 +16,27 @@ from __future__ import annotations
 import locust  # noqa: F401  (first: gevent patches the standard library)
 
 import json
-import math
 from typing import Any
 
 from flask import Response, request
 from locust.env import Environment
 
+from rehearsal.shared.formats import percent
 from rehearsal.shared.wards import units_by_code
 
 from locustfiles.context import RunContext
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{math.floor(x * 1000 + 1e-9) / 10:.1f}%"
 
 
 def kpi_rows(ctx: RunContext) -> list[dict[str, str]]:
     tel = ctx.telemetry
     row = tel.last_row
     sub, done = tel.counts["submitted"], tel.counts["complete"]
-    target = next((g.threshold for g in ctx.stage.gates if g.metric == "completion_rate"), 0.96)
+    target = ctx.stage.completion_target  # the plan's one rule, as the report's
     rate = done / sub if sub else None
     portal = row.get("sessions_portal")
     return [
         {"metric": "stage", "value": ctx.stage.name, "target": f"{len(ctx.stage.units)} units"},
-        {"metric": "completion rate", "value": _pct(rate), "target": f">= {_pct(target)}"},
+        {"metric": "completion rate", "value": percent(rate), "target": f">= {percent(target)}"},
         {"metric": "sessions (harness)", "value": f"{row.get('sessions_harness', 0):,}", "target": ">= 1,000"},
         {"metric": "sessions (portal)", "value": "–" if portal is None else f"{portal:,}", "target": ">= 1,000"},
         {"metric": "dossiers submitted", "value": f"{sub:,}", "target": ""},
@@ -58,7 +54,7 @@ def unit_rows(ctx: RunContext) -> list[dict[str, Any]]:
         rate = done / sub if sub else None
         unit = names.get(code)
         rows.append({"unit": f"{code} {unit.name if unit else ''}", "submitted": sub, "complete": done,
-                     "rate": _pct(rate), "_sort": 2.0 if rate is None else rate})
+                     "rate": percent(rate), "_sort": 2.0 if rate is None else rate})
     rows.sort(key=lambda r: (r["_sort"], -r["submitted"]))
     for r in rows:
         del r["_sort"]

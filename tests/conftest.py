@@ -1,8 +1,9 @@
 """Shared fixtures: a real reference portal on an ephemeral loopback port.
 
 The portal runs in its own process (it is a gevent program; the tests are
-not), on a real SQLite file under the test's tmp directory, and the fixture
-polls ``/api/health`` until it answers rather than sleeping.
+not), on a real SQLite file under the test's tmp directory, started the way
+the harness starts its own (`rehearsal.run.portals.PortalProcess`: it polls
+``/api/health`` until the portal answers rather than sleeping).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +21,9 @@ from typing import Any
 
 import pytest
 from urllib3 import encode_multipart_formdata
+
+from rehearsal.errors import RunError
+from rehearsal.run.portals import PortalProcess
 
 
 @dataclass
@@ -70,26 +73,15 @@ class PortalClient:
 
 
 def start_portal(tmp: Path, *extra: str, db: Path | None = None, timeout: float = 30.0) -> PortalClient:
-    """Start `python -m rehearsal.portal` on port 0 and wait until it answers."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    port_file = tmp / f"portal-{time.monotonic_ns()}.port"
-    db = db or tmp / "portal.sqlite"
-    args = [sys.executable, "-m", "rehearsal.portal", "--port", "0", "--port-file", str(port_file),
-            "--db", str(db), *extra]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(tmp / "portal.err", "ab"))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (tmp / "portal.err").read_text()
-        if port_file.exists():
-            url = f"http://127.0.0.1:{int(port_file.read_text())}"
-            try:
-                with urllib.request.urlopen(url + "/api/health", timeout=1):
-                    return PortalClient(url, db, proc, port_file, args)
-            except OSError:
-                pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("portal did not start")
+    """Start `python -m rehearsal.portal` on port 0 and wait until it answers (the harness's own way)."""
+    # A name of its own each time: a test may start a second portal (or the same one again) in one folder.
+    portal = PortalProcess(tmp, *extra, name=f"portal-{time.monotonic_ns()}", db=db or tmp / "portal.sqlite")
+    try:
+        url = portal.start(timeout)
+    except RunError as exc:
+        pytest.fail(f"{exc}:\n{portal.log_path.read_text(errors='replace')[-2000:]}")
+    assert portal.proc is not None
+    return PortalClient(url, portal.db, portal.proc, portal.port_file, portal.argv)
 
 
 def stop_portal(portal: PortalClient, sig: int = signal.SIGTERM) -> None:

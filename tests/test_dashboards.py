@@ -20,7 +20,8 @@ import pytest
 
 from conftest import ensure_system_package, free_port
 
-from rehearsal.report.page import build_report, percent
+from rehearsal.report.page import build_report
+from rehearsal.shared.formats import percent
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

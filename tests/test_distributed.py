@@ -1,8 +1,10 @@
-"""Locust's distributed mode: a master and two worker processes, every dossier accounted for."""
+"""Locust's distributed mode: a master and its workers (its own, or `rehearse worker`'s), every dossier
+and every citizen accounted for."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -10,6 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from conftest import free_port
 
 from rehearsal.results.ledger import read_events
 
@@ -100,24 +104,70 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path)
                if e["kind"] == "submitted")
 
 
+def _with_rehearse_worker(tmp_path: Path, text: str, *, processes: int, local_workers: int
+                          ) -> tuple[subprocess.CompletedProcess[str], subprocess.Popen[str], str, Path]:
+    """A run whose master waits for `processes` workers from `rehearse worker` (as another machine would
+    start them, here on loopback) besides its `local_workers`; (run, worker, worker's output, reports)."""
+    port = free_port()
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(text, encoding="utf-8")
+    worker = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "worker", str(plan), "--master",
+                               f"127.0.0.1:{port}", "--processes", str(processes)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    reports = tmp_path / "reports"
+    run = subprocess.run([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--workers", str(local_workers),
+                          "--remote-workers", str(processes), "--master-bind", f"127.0.0.1:{port}",
+                          "--reports-dir", str(reports)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+    out, err = worker.communicate(timeout=60)
+    return run, worker, out + err, reports
+
+
 def test_a_worker_from_another_machine_joins_with_rehearse_worker(tmp_path: Path) -> None:
     """`rehearse worker` as a second machine would run it (here on loopback): it joins and its users count."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    plan = tmp_path / "dist.yaml"
-    plan.write_text(PLAN, encoding="utf-8")
-    worker = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "worker", str(plan), "--master",
-                               f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=ROOT)
-    reports = tmp_path / "reports"
-    run = subprocess.run([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--workers", "1",
-                          "--remote-workers", "1", "--master-bind", f"127.0.0.1:{port}", "--reports-dir",
-                          str(reports)], capture_output=True, text=True, timeout=240, cwd=ROOT)
-    out, err = worker.communicate(timeout=60)
+    run, worker, out, reports = _with_rehearse_worker(tmp_path, PLAN, processes=1, local_workers=1)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert worker.returncode == 0 and "stage dist" in out, out + err
+    assert worker.returncode == 0 and "stage dist" in out, out
     stage, filed, on_portal = _accounting(next(reports.iterdir()))
     assert stage["workers"]["peak"] == 2 and filed == on_portal and filed
+
+
+OPEN = """\
+name: remote
+target: reference
+time_scale: 60
+seed: 23
+stages:
+  - name: remote
+    units: {codes: [26506, 26536, 25747, 26737]}
+    duration: 30m
+    grace: 10m
+    citizens: {users: 24, spawn_rate: 50, arrival_rate: 4/min, think_time: [30s, 1m], follow_interval: 1m}
+    officers: {think_time: [10s, 30s], poll_interval: 30s, sign_in_lead: 1m}
+"""
+
+
+def test_remote_workers_share_the_identities_and_the_arrival_rate(tmp_path: Path) -> None:
+    """Two `rehearse worker` processes: each learns its rank and the number of workers from the master.
+
+    No citizen is used twice (their numbers interleave by worker), and the open model's arrivals of
+    both workers add up to the plan's rate, not twice it.
+    """
+    run, worker, out, reports = _with_rehearse_worker(tmp_path, OPEN, processes=2, local_workers=0)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert worker.returncode == 0, out
+    run_dir = next(reports.iterdir())
+    stage = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["stages"][0]
+    assert stage["workers"]["peak"] == 2 and not stage["workers"]["lost"]
+    submitted = [e for e in read_events(run_dir / "ledger" / "remote.jsonl") if e["kind"] == "submitted"]
+    citizens = [e["citizen"] for e in submitted]
+    assert len(citizens) == len(set(citizens)) > 0, "a citizen identity was used by both workers"
+    # Citizen numbers interleave by worker (identity = n * workers + rank; the id is 079, the identity
+    # in 5 digits, the visit in 4): both workers ran visits.
+    assert {int(c[3:8]) % 2 for c in citizens} == {0, 1}
+    # Every arrival is a visit (whose first request is the VNeID OTP) or is dropped for want of an idle
+    # citizen. 4/min over a 30-minute window is 120 expected: Poisson, so sd = sqrt(120) ~ 11; four sd
+    # either side fails a correct run about once in 16,000, and each worker taking the whole rate
+    # (240 expected) is eleven sd away.
+    expected = 4 * 30
+    arrivals = stage["latency"]["requests"]["POST /api/auth/vneid/otp"]["count"] + stage["arrivals_dropped"]
+    assert abs(arrivals - expected) <= 4 * math.sqrt(expected), (arrivals, expected)

@@ -12,24 +12,30 @@ Each stage of a plan is its own Locust master (on the same address, one
 after the other); the worker command follows the plan stage by stage: for
 each stage it starts its processes, they connect (retrying for up to 5
 minutes), run the stage's users and quit when the master does. Give it the
-same ``--stage``/``--from``/``--time-scale`` as the run. Workers on another
-machine need a target both machines can reach: the embedded reference
-portal listens on the run machine's loopback only.
+same ``--stage``/``--from``/``--time-scale`` as the run. Its processes are
+the same Locust workers as the run's local ones (`LocustCommand.worker`): the
+master tells each the portal, the officers' password variable, its rank and
+how many workers there are. Workers on another machine need a target both
+machines can reach: the embedded reference portal listens on the run
+machine's loopback only.
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from .. import LOCUSTFILES_DIR
 from ..errors import TargetError
 from ..plan import Plan
+from .locust_command import LocustCommand
+from .processes import die_with_parent
 
 
 def parse_master(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` as (host, port); the port defaults to Locust's 5557."""
     parts = urlsplit(f"//{text}")
     if not parts.hostname:
         raise TargetError(f"--master: expected HOST[:PORT]; found {text!r}")
@@ -55,10 +61,10 @@ def run_remote_workers(plan: Plan, master: str, *, processes: int = 1, only: Seq
     worst = 0
     for name in stage_names(plan, only, start_from):
         print(f"stage {name}: {processes} worker process(es) for master {host}:{port}", flush=True)
-        procs = [subprocess.Popen(
-            [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES_DIR / "locustfile.py"), "--worker",
-             "--master-host", host, "--master-port", str(port), "--plan", str(plan.source), "--stage", name,
-             "--time-scale", str(plan.time_scale), "--loglevel", "WARNING"]) for _ in range(processes)]
+        command = LocustCommand(plan, name).worker((host, port))
+        # Tied to this command: killing it stops its workers, as a killed run stops its own.
+        procs = [subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGTERM))
+                 for _ in range(processes)]
         codes = [p.wait() for p in procs]
         if any(codes):
             print(f"stage {name}: a worker exited with {max(codes)}", file=sys.stderr)

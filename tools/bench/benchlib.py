@@ -3,7 +3,8 @@
 - `publish` prints the figures and keeps them as JSON (``reports/bench/*.json``);
   docs/benchmarks.md quotes only numbers written there.
 - `start_portal` serves the reference portal in its own process on an
-  ephemeral loopback port (load never leaves 127.0.0.1).
+  ephemeral loopback port (load never leaves 127.0.0.1), started as the
+  harness starts its own (`rehearsal.run.portals`).
 - `CpuSampler` reads, every second, the CPU seconds used by each process of
   interest (psutil, per process, by role: portal, locust, harness) and by the
   whole machine, so a benchmark can say what each side cost over any window
@@ -26,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from rehearsal.errors import RunError
+from rehearsal.run.portals import PortalProcess
+from rehearsal.run.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / "reports" / "bench"
@@ -68,40 +73,23 @@ def put_json(url: str, body: Any, timeout: float = 5.0) -> Any:
 
 
 def start_portal(workdir: Path, *extra: str, script: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """The reference portal (or `script` serving it) on 127.0.0.1, an ephemeral port; (process, URL)."""
-    port_file = workdir / "portal.port"
-    port_file.unlink(missing_ok=True)
-    log = (workdir / "portal.log").open("ab")
-    serve = [str(script)] if script else ["-m", "rehearsal.portal"]
-    proc = subprocess.Popen([sys.executable, *serve, "--host", "127.0.0.1", "--port", "0",
-                             "--port-file", str(port_file), "--db", str(workdir / "portal.sqlite"), *extra],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the portal exited at start; see {workdir / 'portal.log'}")
-        text = port_file.read_text().strip() if port_file.exists() else ""
-        if text:
-            url = f"http://127.0.0.1:{int(text)}"
-            try:
-                get_json(url + "/api/health", timeout=1)
-                return proc, url
-            except OSError:
-                pass
-        time.sleep(0.05)
-    proc.terminate()
-    raise SystemExit("the portal did not answer within 60 s")
+    """The reference portal (or `script` serving it) on 127.0.0.1, an ephemeral port; (process, URL).
+
+    Started the harness's one way (`rehearsal.run.portals.PortalProcess`): polled until it answers, and
+    it dies with the benchmark.
+    """
+    portal = PortalProcess(workdir, *extra, script=script)
+    try:
+        url = portal.start()
+    except RunError as exc:
+        raise SystemExit(str(exc)) from None
+    assert portal.proc is not None
+    return portal.proc, url
 
 
 def stop(proc: subprocess.Popen[Any], sig: int = 15, timeout: float = 20) -> None:
     """Stop a process this benchmark started (by its pid only)."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, sig, timeout)
 
 
 def role_of(proc: psutil.Process) -> str | None:
