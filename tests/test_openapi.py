@@ -1,4 +1,4 @@
-"""The portal's OpenAPI document, and a property-based fuzz of the running portal against it.
+"""The portal's OpenAPI document, and two property-based fuzzes of the running portal against it.
 
 schemathesis generates requests for every documented operation (valid and
 invalid bodies, odd path and query values) and checks each answer: never a
@@ -6,6 +6,16 @@ invalid bodies, odd path and query values) and checks each answer: never a
 documented schema. It runs as a citizen (a real session token), so officer
 and admin operations are exercised for their refusals too; the portal has an
 admin token, so no fuzzed request can switch a fault on.
+
+The hostile fuzz (`hostile_fuzz.HostileFuzz`) then throws the classes of bad
+input that once gave 500s (deep nesting, huge integers, lone surrogates,
+wrong JSON types, boundary dates and counts, other scripts' digits, over-long
+request lines) at every field of every documented operation, each with the
+role it needs (admin calls with the admin token), and finds no 5xx. Both
+are bounded (``REHEARSAL_FUZZ_EXAMPLES``, ``REHEARSAL_FUZZ_HOSTILE_EXAMPLES``
+examples per operation) to run in CI on two shared cores; the figures
+(operations, requests, answers by class, 5xx) are printed and recorded as
+test properties (JUnit XML).
 """
 
 from __future__ import annotations
@@ -16,20 +26,24 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
 from conftest import start_portal, stop_portal
+from hostile_fuzz import HostileFuzz, header_values, json_values, text_values
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = int(os.environ.get("REHEARSAL_FUZZ_EXAMPLES", "50"))
+HOSTILE_EXAMPLES = int(os.environ.get("REHEARSAL_FUZZ_HOSTILE_EXAMPLES", "40"))
+ADMIN_TOKEN = "fuzz-admin-token-not-sent"
 
 
 @pytest.fixture(scope="module")
 def fuzz_portal(tmp_path_factory: pytest.TempPathFactory):
     tmp: Path = tmp_path_factory.mktemp("fuzz")
-    os.environ["REHEARSAL_ADMIN_TOKEN"] = "fuzz-admin-token-not-sent"
+    os.environ["REHEARSAL_ADMIN_TOKEN"] = ADMIN_TOKEN
     try:
         portal = start_portal(tmp, "--time-scale", "3600")
     finally:
@@ -70,6 +84,34 @@ def test_fuzz_no_5xx_and_answers_as_documented(api_schema, fuzz_portal) -> None:
         except Exception as exc:  # noqa: BLE001 (collect every operation's failure, then report them all)
             failures.append(f"{operation.label}: {str(exc)[:400]}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_hostile_input_at_every_documented_operation_finds_no_5xx(fuzz_portal, record_property) -> None:
+    _, doc = fuzz_portal.call("GET", "/openapi.json")
+    fuzz = HostileFuzz(fuzz_portal, ADMIN_TOKEN)
+    values = {"json": json_values(), "import": json_values(), "form-json": json_values(), "header": header_values()}
+    operations = 0
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            operations += 1
+            target = fuzz.target(path, method, op)
+
+            @given(data=st.data())
+            @settings(max_examples=HOSTILE_EXAMPLES, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+            def spoil(data) -> None:
+                place = data.draw(st.sampled_from(target.places))
+                kind, value = data.draw(values.get(place.where, text_values()))
+                fuzz.send(target, place, kind, value)
+
+            spoil()
+    figures = {"operations": operations, "requests": fuzz.requests, "answers": dict(sorted(fuzz.answers.items())),
+               "classes": dict(sorted(fuzz.classes.items())), "5xx": fuzz.answers[500]}
+    print(f"hostile fuzz: {figures}")
+    for name, value in figures.items():
+        record_property(f"hostile_fuzz_{name}", value)
+    assert operations >= 33 and fuzz.requests >= operations * min(HOSTILE_EXAMPLES, 10)
+    assert not fuzz.failures, f"{len(fuzz.failures)} failures:\n" + "\n".join(fuzz.failures[:30])
 
 
 def test_the_fuzz_sent_hundreds_of_requests_and_the_portal_counted_no_5xx(fuzz_portal) -> None:

@@ -102,7 +102,8 @@ def test_a_portal_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path) -> 
 
 
 def test_no_secret_reaches_the_run_directory(tmp_path: Path) -> None:
-    secrets = {"REHEARSAL_OFFICER_PASSWORD": "Mk-7f3a9-officers", "REHEARSAL_ADMIN_TOKEN": "tok-9c1e-admin"}
+    secrets = {"REHEARSAL_OFFICER_PASSWORD": "Mk-7f3a9-officers", "REHEARSAL_ADMIN_TOKEN": "tok-9c1e-admin",
+               "REHEARSAL_PAYMENT_SECRET": "pay-3b8e-intermediary"}
     env = {**os.environ, **secrets}
     port = free_port()
     portal_dir = tmp_path / "portal"

@@ -23,13 +23,13 @@ come from loopback otherwise (`is_admin`, checked once for every
     `rehearsal.portal.db.ID_BASE`), so a citizen following dossier 123 finds
     dossier 123. Import is idempotent: a dossier already there is counted,
     not copied twice. Citizens are matched by ID number (created if new).
-    Attachments keep their name, size and checksum; the file content stays
-    in the legacy document store (the reference portal does not copy blobs).
+    Every row is checked before anything is written, and the rows are
+    written in one transaction (`rehearsal.portal.importing`): a bad row is a
+    400 naming ``items[i].field`` and nothing of that import is kept.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import sqlite3
 import time
@@ -39,19 +39,16 @@ import gevent
 from flask import Blueprint, Response, jsonify, redirect, request
 
 from ..shared.status import COMPLETE_SQL
-from .context import add_history, agency_state, fault_state, now_iso, settings
-from .db import get_db
+from .context import agency_state, fault_state, settings
+from .db import get_db, transaction
 from .errors import BadRequest, Forbidden, InvalidField, error_body
 from .faults import EXEMPT_PREFIXES, Closed, parse_fault
+from .importing import DOSSIER_COLUMNS, check_rows, write_rows
+from .inputs import INT64_MAX, json_object, query_int, read_json, same_secret, text, whole
 
 bp = Blueprint("admin", __name__)
 
-#: Dossier columns an import copies as they are (citizen_id is mapped by ID number).
-_DOSSIER_COLUMNS = ("id", "code", "client_ref", "unit_code", "procedure_code", "lien_thong", "fee_vnd", "paid",
-                    "status", "agency_state", "agency_due", "agency_done", "decision", "reason", "supplement_reason",
-                    "supplement_count", "form", "submitted_at", "received_at", "due_at", "decided_at",
-                    "returned_at", "updated_at")
-#: Columns of every export row (``full=1`` adds the rest of `_DOSSIER_COLUMNS`, history and attachments).
+#: Columns of every export row (``full=1`` adds the rest of `DOSSIER_COLUMNS`, history and attachments).
 _EXPORT_COLUMNS = ("id", "code", "client_ref", "citizen_id", "unit_code", "procedure_code", "status",
                    "supplement_count", "submitted_at", "received_at", "due_at", "decided_at", "returned_at", "paid")
 
@@ -60,7 +57,7 @@ def is_admin() -> bool:
     """Whether the caller may make admin calls: the admin token if one is set, else loopback."""
     token = settings().admin_token
     if token:
-        return hmac.compare_digest(request.headers.get("X-Admin-Token", ""), token)
+        return same_secret(request.headers.get("X-Admin-Token", ""), token)
     try:
         return ipaddress.ip_address(request.remote_addr or "").is_loopback
     except ValueError:
@@ -114,7 +111,7 @@ def get_faults() -> Any:
 @bp.put("/api/admin/faults")
 def put_faults() -> Any:
     """Replace the active faults; a bad one is a `FaultSpecError` (400 naming ``faults[i].field``)."""
-    body = request.get_json(silent=True)
+    body = read_json()
     if not isinstance(body, dict) or not isinstance(body.get("faults"), list):
         raise BadRequest("expected {\"faults\": [...]}", "faults")
     faults = [parse_fault(f, i) for i, f in enumerate(body["faults"])]
@@ -126,16 +123,16 @@ def put_faults() -> Any:
 @bp.post("/api/admin/close")
 def close() -> Any:
     """Close this (legacy) face: 503 with the new address, or a 308 to it."""
-    body = request.get_json(silent=True) or {}
-    mode = str(body.get("mode", "503"))
-    moved_to = body.get("moved_to")
+    body = json_object(optional=True)
+    mode = "503" if body.get("mode") in (None, "", 503) else text(body, "mode", max_len=10)  # 503 as a number too
+    moved_to = text(body, "moved_to", required=False, max_len=2000)
     if mode not in ("503", "redirect"):
         raise InvalidField("expected 503 or redirect", "mode")
-    if not isinstance(moved_to, str) or not moved_to.startswith(("http://", "https://")):
+    # It goes out in a header (X-Portal-Moved, Location): printable ASCII only.
+    if moved_to is None or not moved_to.startswith(("http://", "https://")) or not moved_to.isascii() \
+            or not moved_to.isprintable():
         raise InvalidField("expected the new portal's address (http://…)", "moved_to")
-    retry = body.get("retry_after_s", 30)
-    if isinstance(retry, bool) or not isinstance(retry, int) or retry < 0:
-        raise InvalidField("expected whole seconds ≥ 0", "retry_after_s")
+    retry = whole(body.get("retry_after_s", 30), "retry_after_s", 0, 86400)
     state = fault_state()
     state.closed = Closed(mode=mode, moved_to=moved_to.rstrip("/"), retry_after_s=retry)
     return jsonify(at=time.time(), **state.as_dict())
@@ -153,12 +150,9 @@ def reopen() -> Any:
 @bp.get("/api/admin/dossiers")
 def export() -> Response:
     """Every dossier, paged by id (reconciliation; with ``full=1``, migration)."""
-    try:
-        after = int(request.args.get("after_id", 0))
-        limit = min(5000, max(1, int(request.args.get("limit", 1000))))
-        full, only_open = request.args.get("full") == "1", request.args.get("open") == "1"
-    except ValueError:
-        raise InvalidField("after_id and limit are whole numbers", "after_id") from None
+    after = query_int("after_id", 0, 0, INT64_MAX)
+    limit = query_int("limit", 1000, 1, 5000)
+    full, only_open = request.args.get("full") == "1", request.args.get("open") == "1"
     db = get_db()
     rows = db.execute(
         "SELECT d.*, c.id_number FROM dossiers d JOIN citizens c ON c.id = d.citizen_id WHERE d.id > ? "
@@ -177,7 +171,7 @@ def export() -> Response:
 
 def _export_full(db: sqlite3.Connection, row: sqlite3.Row, item: dict[str, Any]) -> None:
     """Add what an import needs to one export row."""
-    for c in _DOSSIER_COLUMNS:
+    for c in DOSSIER_COLUMNS:
         item.setdefault(c, row[c])
     item["history"] = [dict(h) for h in db.execute(
         "SELECT at, status, actor, note FROM history WHERE dossier_id = ? ORDER BY id", (row["id"],))]
@@ -188,35 +182,8 @@ def _export_full(db: sqlite3.Connection, row: sqlite3.Row, item: dict[str, Any])
 @bp.post("/api/admin/import")
 def import_dossiers() -> Any:
     """Take dossiers exported by another face (``GET /api/admin/dossiers?full=1``), keeping ids and codes."""
-    body = request.get_json(silent=True)
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list):
-        raise BadRequest("expected {\"items\": [...]} from GET /api/admin/dossiers?full=1", "items")
+    rows = check_rows(read_json(settings().max_import_bytes))
     db = get_db()
-    imported = already = 0
-    with db:
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("id"), int) or "form" not in item:
-                db.rollback()
-                raise InvalidField(f"items[{i}]: expected a full export row (GET /api/admin/dossiers?full=1)",
-                                   f"items[{i}]")
-            if db.execute("SELECT 1 FROM dossiers WHERE id = ?", (item["id"],)).fetchone():
-                already += 1
-                continue
-            db.execute("INSERT OR IGNORE INTO citizens (id_number, created_at) VALUES (?, ?)",
-                       (item["id_number"], now_iso()))
-            citizen_id = db.execute("SELECT id FROM citizens WHERE id_number = ?",
-                                    (item["id_number"],)).fetchone()[0]
-            cols = [c for c in _DOSSIER_COLUMNS if c in item]
-            db.execute(f"INSERT INTO dossiers (citizen_id, {', '.join(cols)}) "
-                       f"VALUES (?, {', '.join('?' * len(cols))})", (citizen_id, *(item[c] for c in cols)))
-            for h in item.get("history", []):
-                db.execute("INSERT INTO history (dossier_id, at, status, actor, note) VALUES (?, ?, ?, ?, ?)",
-                           (item["id"], h["at"], h["status"], h["actor"], h.get("note")))
-            add_history(db, item["id"], item["status"], "migration", "chuyển từ cổng cũ")
-            for a in item.get("attachments", []):
-                db.execute("INSERT INTO attachments (dossier_id, name, filename, size, sha256, content) "
-                           "VALUES (?, ?, ?, ?, ?, NULL)", (item["id"], a["name"], a.get("filename"),
-                                                            a["size"], a["sha256"]))
-            imported += 1
+    with transaction(db):  # all the rows or none of them
+        imported, already = write_rows(db, rows)
     return jsonify(imported=imported, already=already)

@@ -2,8 +2,11 @@
 
 `create_app(settings)` builds the Flask app from its parts: the settings and
 shared state in the app's config, one blueprint per role (`auth`, `citizen`,
-`officer`, `ops`, `admin`), the error handlers that answer every error as
-``{"error", "field", "message"}``, and the server-side timing of each call.
+`payments` for the intermediary, `officer`, `ops`, `admin`), the path
+converter for dossier ids (`inputs.DossierIdConverter`), the error handlers
+that answer every error as ``{"error", "field", "message"}`` (werkzeug's own
+4xx included), and the server-side timing of each call. What a client sends
+is read through `rehearsal.portal.inputs`.
 `docs/portal-api.md` is the contract the blueprints implement. Rules they
 keep, not the harness: a citizen sees only their own dossiers, an officer acts
 only on dossiers of their own unit, a citizen may file at any unit, the
@@ -18,18 +21,20 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from ..shared.catalogue import load_catalogue
-from . import admin, auth, citizen, officer, ops
+from . import admin, auth, citizen, officer, ops, payments
 from .db import close_db, init_db
 from .errors import ApiError, error_body
 from .faults import FaultState
+from .inputs import DossierIdConverter, PathRefusal, shown
 from .live import LiveView
 from .settings import PortalSettings
 
 #: Flask's own errors (no route, wrong method, body too large, a crash), answered in the portal's shape.
 _HTTP_ERRORS: dict[int, tuple[str, Callable[[], str]]] = {
-    404: ("not_found", lambda: f"no such path {request.path}"),
+    404: ("not_found", lambda: f"no such path {shown(request.path, 200)}"),
     405: ("method_not_allowed", lambda: f"{request.method} not allowed here"),
     413: ("too_large", lambda: "request body too large"),
     500: ("internal", lambda: "the portal failed; see its log"),
@@ -44,10 +49,13 @@ def create_app(settings: PortalSettings) -> Flask:
     app.config.update(PORTAL=settings, LIVE=LiveView(settings.active_window_s), CATALOGUE=catalogue,
                       PROCEDURE_SUMMARIES=[p.summary() for p in catalogue.procedures],
                       SESSIONS={}, OTPS={}, FAULTS=FaultState(),
-                      MAX_CONTENT_LENGTH=16 * settings.max_attachment_bytes + 65536, JSON_AS_ASCII=False)
+                      # The largest body any call takes; JSON bodies have their own, smaller limits (inputs.read_json).
+                      MAX_CONTENT_LENGTH=max(settings.max_dossier_bytes + 256 * 1024, settings.max_import_bytes),
+                      JSON_AS_ASCII=False)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.teardown_appcontext(close_db)
-    for blueprint in (admin.bp, auth.bp, citizen.bp, officer.bp, ops.bp):
+    app.url_map.converters["int"] = DossierIdConverter  # before the routes are added: they use it
+    for blueprint in (admin.bp, auth.bp, citizen.bp, payments.bp, officer.bp, ops.bp):
         app.register_blueprint(blueprint)
     _answer_errors(app)
     _time_requests(app)
@@ -58,6 +66,18 @@ def _answer_errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
         return jsonify(exc.body()), exc.status
+
+    @app.errorhandler(PathRefusal)
+    def _path_refusal(exc: PathRefusal) -> tuple[Response, int]:
+        return jsonify(exc.error.body()), exc.error.status
+
+    @app.errorhandler(HTTPException)
+    def _werkzeug_error(exc: HTTPException) -> Response | tuple[Response, int]:
+        """Any other 4xx werkzeug raises (a form it cannot parse, too many parts…), answered in the portal's shape."""
+        if exc.code is None or exc.code < 400:
+            return exc.get_response()
+        error = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error_body(error, exc.description or exc.name or "refused")), exc.code
 
     for status, (error, message) in _HTTP_ERRORS.items():
         def _http_error(_exc: Exception, status: int = status, error: str = error,

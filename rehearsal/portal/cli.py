@@ -1,8 +1,11 @@
 """`python -m rehearsal.portal` (and `rehearse portal`, which adds the same arguments): serve the reference portal.
 
 The portal is a service of its own: this module imports nothing of the
-harness. A bad argument is a `PortalStartError`, one line; `main` prints it
+harness. A bad argument, an address it cannot listen on (a busy port) or a
+database it cannot open is a `PortalStartError`, one line; `main` prints it
 and exits 2, and `rehearse portal` turns it into the harness's own error line.
+Secrets come from environment variables named by the ``--…-env`` options,
+never from an argument's value (it would show in ``ps`` and in run logs).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="environment variable with the officers' password (default password: rehearsal)")
     p.add_argument("--admin-token-env", default="REHEARSAL_ADMIN_TOKEN", metavar="VAR",
                    help="environment variable with the admin token; without one, admin calls are loopback-only")
+    p.add_argument("--payment-secret-env", default="REHEARSAL_PAYMENT_SECRET", metavar="VAR",
+                   help="environment variable with the key the payment intermediary signs with "
+                        "(default: a random key each start)")
 
 
 def serve_from_args(args: argparse.Namespace) -> int:
@@ -56,11 +62,13 @@ def serve_from_args(args: argparse.Namespace) -> int:
         raise PortalStartError("--time-scale must be > 0 and --officers-per-unit ≥ 0")
     import os
 
+    secret = os.environ.get(args.payment_secret_env)
     settings = PortalSettings(db_path=Path(args.db), time_scale=args.time_scale,
                               officers_per_unit=args.officers_per_unit, agency_delay_s=args.agency_delay,
                               face=args.face, officer_password=os.environ.get(args.officer_password_env) or "rehearsal",
                               admin_token=os.environ.get(args.admin_token_env) or None,
-                              session_ttl_s=args.session_ttl)
+                              session_ttl_s=args.session_ttl,
+                              **({"payment_secret": os.fsencode(secret)} if secret else {}))
 
     def ready(port: int) -> None:
         print(f"reference portal ({args.face}) on http://{args.host}:{port}  db {args.db}", flush=True)

@@ -1,14 +1,14 @@
 """What every blueprint of the portal needs from the call it answers.
 
-The caller's session (from the bearer token), the JSON body, the time as ISO
-text, the app's parts (settings, live view, catalogue, faults), a dossier's
-history line and its public view, and the rule that a citizen sees only their
-own dossiers and an officer only their unit's.
+The caller's session (from the bearer token), the time as ISO text, the
+app's parts (settings, live view, catalogue, faults), a dossier's history
+line and its public view, and the rule that a citizen sees only their own
+dossiers and an officer only their unit's. What the call sends is read
+through `rehearsal.portal.inputs`.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from datetime import datetime, timezone
@@ -19,14 +19,10 @@ from flask import current_app, g, request
 from ..shared.catalogue import Catalogue
 from ..shared.status import DossierStatus
 from .db import get_db
-from .errors import BadRequest, Forbidden, MissingField, NotFound, SessionExpired, Unauthorized
+from .errors import Forbidden, NotFound, SessionExpired, Unauthorized
 from .faults import FaultState
 from .live import LiveView
 from .settings import PortalSettings
-
-#: A personal ID number (CCCD): 12 digits.
-ID_NUMBER = re.compile(r"^\d{12}$")
-
 
 def now_iso(ts: float | None = None) -> str:
     """`ts` (default: now) as ISO 8601 UTC text with milliseconds, ``…Z``."""
@@ -79,19 +75,6 @@ def require_session(role: str | None = None) -> dict[str, Any]:
     return sess
 
 
-# -- input ------------------------------------------------------------------------
-
-def json_body(*required: str) -> dict[str, Any]:
-    """The call's JSON object body, with `required` fields present and not empty."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest("expected a JSON object body", None)
-    for name in required:
-        if body.get(name) in (None, ""):
-            raise MissingField(f"{name} is required", name)
-    return body
-
-
 # -- dossiers -----------------------------------------------------------------------
 
 def add_history(db: sqlite3.Connection, dossier_id: int, status: int, actor: str, note: str | None = None) -> None:
@@ -113,7 +96,9 @@ def dossier_view(row: sqlite3.Row, history: list[sqlite3.Row] | None = None) -> 
     out = {k: row[k] for k in ("id", "code", "status", "unit_code", "procedure_code", "fee_vnd", "due_at",
                                "decision", "reason", "supplement_reason", "supplement_count", "submitted_at",
                                "received_at", "decided_at", "returned_at")}
-    out.update(status_name=DossierStatus(row["status"]).label, paid=bool(row["paid"]),
+    # A database written before imports were checked may hold a code outside the ten: shown, never a 500.
+    name = DossierStatus(row["status"]).label if DossierStatus.known(row["status"]) else "?"
+    out.update(status_name=name, paid=bool(row["paid"]),
                lien_thong=bool(row["lien_thong"]), agency_state=agency_state(row),
                agency_done=bool(row["agency_done"]))
     if history is not None:

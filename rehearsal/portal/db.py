@@ -1,7 +1,17 @@
 """The portal's SQLite database: schema, set-up, one connection per request.
 
-WAL mode, so readers (statistics, reconciliation) never block the writer,
-and every write is its own short transaction committed before the answer.
+WAL mode, so readers (statistics, reconciliation) never block the writer.
+Connections are in autocommit mode (``isolation_level=None``): a write of
+more than one statement is one explicit transaction, `transaction(db)`
+(``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any error), committed
+before the answer. ``with db:`` would not do: in autocommit mode it opens no
+transaction, so a crash between two statements left half a write.
+
+Nothing inside a transaction may wait on the network (read a request body,
+sleep): the portal is one gevent process, and a greenlet that yielded while
+holding the write lock would leave every other writer spinning in SQLite's
+busy handler, which blocks the whole process. Handlers read and check their
+input first, then write.
 
 A request borrows a connection from the app's pool and gives it back at
 teardown, rather than opening and closing one: opening (schema read, pragmas,
@@ -14,14 +24,19 @@ request that borrowed it, and goes back with no transaction open.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, current_app, g
 
 from ..shared.wards import load_units
 from .settings import PortalSettings
+
+log = logging.getLogger("rehearsal.portal")
 
 #: First dossier id of each face: the faces never hand out the same id, so a migration keeps every id.
 ID_BASE = {"legacy": 0, "national": 10_000_000}
@@ -45,7 +60,7 @@ CREATE TABLE IF NOT EXISTS dossiers (
     status INTEGER NOT NULL, agency_state TEXT, agency_due REAL, agency_done INTEGER NOT NULL DEFAULT 0,
     decision TEXT, reason TEXT, supplement_reason TEXT, supplement_count INTEGER NOT NULL DEFAULT 0,
     form TEXT NOT NULL, submitted_at TEXT NOT NULL, received_at TEXT, due_at TEXT, decided_at TEXT,
-    returned_at TEXT, updated_at TEXT NOT NULL,
+    returned_at TEXT, updated_at TEXT NOT NULL, fingerprint TEXT,
     UNIQUE (citizen_id, client_ref));
 CREATE INDEX IF NOT EXISTS dossiers_queue ON dossiers (unit_code, status, id);
 CREATE INDEX IF NOT EXISTS dossiers_citizen ON dossiers (citizen_id, id);
@@ -62,6 +77,13 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_dossier ON history (dossier_id);
 """
 
+#: One open payment per dossier, and one charge: the database holds the rule too, not only the handlers.
+#: Apart from SCHEMA because a database written by an older portal may break them (see `init_db`).
+PAYMENT_RULES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS payments_one_open ON payments (dossier_id) WHERE status = 'pending'",
+    "CREATE UNIQUE INDEX IF NOT EXISTS payments_one_charge ON payments (dossier_id) WHERE status = 'paid'",
+)
+
 
 def connect(settings: PortalSettings) -> sqlite3.Connection:
     """A new connection to the portal's database, rows as `sqlite3.Row`, foreign keys on."""
@@ -70,6 +92,29 @@ def connect(settings: PortalSettings) -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={settings.sqlite_synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction: ``BEGIN IMMEDIATE``, then ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+    db.execute("BEGIN IMMEDIATE")  # the write lock now, not at the first write: no upgrade deadlock
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring a database written by an older portal up to SCHEMA (columns and rules added since)."""
+    if "fingerprint" not in {r[1] for r in conn.execute("PRAGMA table_info(dossiers)")}:
+        conn.execute("ALTER TABLE dossiers ADD COLUMN fingerprint TEXT")
+    for rule in PAYMENT_RULES:
+        try:
+            conn.execute(rule)
+        except sqlite3.IntegrityError:  # an old database already charged a dossier twice: keep serving it
+            log.warning("database %s breaks a payment rule; the handlers still keep it: %s", conn, rule)
 
 
 def set_id_base(db: sqlite3.Connection, face: str) -> None:
@@ -91,10 +136,8 @@ def init_db(settings: PortalSettings) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is in WAL mode
         conn.executescript(SCHEMA)
+        _upgrade(conn)
         set_id_base(conn, settings.face)
-        conn.execute("BEGIN")
-        conn.executemany("INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?)",
-                         [(u.code, u.name, u.type.value, u.former_province.value) for u in load_units()])
         have = {r[0] for r in conn.execute("SELECT username FROM officers")}
         rows = []
         for u in load_units():
@@ -103,9 +146,11 @@ def init_db(settings: PortalSettings) -> None:
                 if username not in have:
                     salt = os.urandom(8)
                     rows.append((username, u.code, n, salt, hash_password(settings.officer_password, salt)))
-        conn.executemany("INSERT INTO officers (username, unit_code, number, salt, password_hash) "
-                         "VALUES (?, ?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
+        with transaction(conn):
+            conn.executemany("INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?)",
+                             [(u.code, u.name, u.type.value, u.former_province.value) for u in load_units()])
+            conn.executemany("INSERT INTO officers (username, unit_code, number, salt, password_hash) "
+                             "VALUES (?, ?, ?, ?, ?)", rows)
     finally:
         conn.close()
 

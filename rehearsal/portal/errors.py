@@ -17,12 +17,16 @@ to the portal sees only the JSON. The tree::
     ├── Forbidden             403 forbidden: not yours (wrong role, citizen, unit; admin only)
     ├── NotFound              404 not_found: no such dossier, procedure or payment
     ├── WrongState            409 wrong_state: not a step the dossier's status allows
-    └── TooLarge              413 too_large: an attachment over the size limit
+    ├── Conflict              409 conflict: the key is taken by something else (a client_ref, an imported code)
+    └── TooLarge              413 too_large: a body, an attachment or a dossier's attachments over their limit
 
     PortalStartError          the portal cannot start as asked (``python -m rehearsal.portal``: one line, exit 2)
 
 Answers that are not errors of the call (a fault played, the closed door of
-the cutover, Flask's own 404/405/413/500) use the same `error_body`.
+the cutover, Flask's and werkzeug's own 4xx/500, the server's own 400/414/431
+for a request it cannot read) use the same `error_body`. A path parameter that
+cannot be a dossier id is refused while routing (`rehearsal.portal.inputs.PathRefusal`
+carries the `ApiError`).
 """
 
 from __future__ import annotations
@@ -107,8 +111,14 @@ class WrongState(ApiError):
     status, error = 409, "wrong_state"
 
 
+class Conflict(ApiError):
+    """The key names something else already: a ``client_ref`` sent before with another submission, a code taken."""
+
+    status, error = 409, "conflict"
+
+
 class TooLarge(ApiError):
-    """An attachment over the portal's size limit."""
+    """A JSON body, an attachment, or a dossier's attachments together, over the portal's limit."""
 
     status, error = 413, "too_large"
 

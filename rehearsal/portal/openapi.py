@@ -1,9 +1,11 @@
 """The reference portal's OpenAPI 3 document, served at ``GET /openapi.json``.
 
 Written by hand next to the code (docs/portal-api.md is the prose of the same
-contract) and checked against the running portal by a property-based fuzz
-(schemathesis, tests/test_openapi.py): every documented operation, fed
-generated input, answers without a 5xx and as documented here.
+contract) and checked against the running portal by two property-based fuzzes
+(tests/test_openapi.py): schemathesis's generated input, and hostile input
+(deep nesting, huge integers, lone surrogates, wrong JSON types, boundary
+dates and counts) at every field of every documented operation. Each answers
+without a 5xx and as documented here.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ def _obj(*required: str, **props: Any) -> dict[str, Any]:
 
 def _op(summary: str, ok: dict[str, Any] | None = None, *, status: str = "200", body: dict[str, Any] | None = None,
         params: list[dict[str, Any]] | None = None, auth: bool = False, tag: str = "citizens",
-        form: dict[str, Any] | None = None) -> dict[str, Any]:
+        form: dict[str, Any] | None = None, body_required: bool = True, conflict: str | None = None) -> dict[str, Any]:
     responses: dict[str, Any] = {status: {"description": "done", **_json(ok or {"type": "object"})},
-                                 "4XX": {"description": "bad input, not allowed, or the wrong step (409)",
-                                         **_json(_ERROR)},
+                                 "4XX": {"description": "bad input (400, 413, 414, 431), not allowed, or the wrong "
+                                                        "step (409)", **_json(_ERROR)},
                                  "503": {"description": "closed after a cutover, or a fault", **_json(_ERROR)}}
+    if conflict:
+        responses["409"] = {"description": conflict, **_json(_ERROR)}
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if body is not None:
-        op["requestBody"] = {"required": True, **_json(body)}
+        op["requestBody"] = {"required": body_required, **_json(body)}
     if form is not None:
         op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
     if params:
@@ -49,9 +53,10 @@ def _op(summary: str, ok: dict[str, Any] | None = None, *, status: str = "200", 
     return op
 
 
-def _officer_action(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"post": _op(summary, _DOSSIER, params=[_ID_PARAM], auth=True, tag="officers",
-                        body=body if body is not None else None)}
+def _officer_action(summary: str, body: dict[str, Any] | None = None, *, body_required: bool = True,
+                    conflict: str = "the dossier's status does not allow this step") -> dict[str, Any]:
+    return {"post": _op(summary, _DOSSIER, params=[_ID_PARAM], auth=True, tag="officers", body=body,
+                        body_required=body_required, conflict=conflict)}
 
 
 def spec() -> dict[str, Any]:
@@ -82,17 +87,34 @@ def spec() -> dict[str, Any]:
         "/api/dossiers": {
             "post": _op("file a dossier (multipart: form fields as JSON, attachments as files)",
                         _obj("id", "code", "status", id={"type": "integer"}, code=text, status={"type": "integer"}),
-                        status="201", auth=True,
+                        status="201", auth=True, conflict="client_ref sent before with another submission",
                         form=_obj("procedure_code", "unit_code", procedure_code=text, unit_code=text,
                                   client_ref=text, form=text)),
             "get": _op("my dossiers", _obj("items", items={"type": "array", "items": _DOSSIER}), auth=True)},
         "/api/dossiers/{dossier_id}": {"get": _op("one of my dossiers, with its history", _DOSSIER, params=[_ID_PARAM],
                                                   auth=True)},
-        "/api/dossiers/{dossier_id}/payment": {"post": _op("start paying the fee", _obj("payment_id", "redirect_url"),
-                                                           params=[_ID_PARAM], auth=True)},
+        "/api/dossiers/{dossier_id}/payment": {"post": _op("start paying the fee (the open payment, if one is)",
+                                                           _obj("payment_id", "redirect_url"), params=[_ID_PARAM],
+                                                           auth=True, conflict="no fee due (status not 6)")},
         "/api/dossiers/{dossier_id}/supplement": {"post": _op("answer a supplement request", _DOSSIER,
                                                               params=[_ID_PARAM], auth=True,
-                                                              form=_obj(form=text))},
+                                                              form=_obj(form=text),
+                                                              conflict="no supplement requested (status not 5)")},
+        "/api/dossiers/{dossier_id}/withdraw": {"post": _op(
+            "ask to withdraw a dossier not decided yet (status 1, 2, 4, 5, 6 → 7)", _DOSSIER, params=[_ID_PARAM],
+            auth=True, body=reason, body_required=False,
+            conflict="decided, refused, or withdrawn already (status 3, 7, 8, 9, 10)")},
+        "/pay/{payment_id}": {"get": {"summary": "the payment intermediary's page: 302 to the signed callback",
+                                      "tags": ["citizens"],
+                                      "parameters": [{"name": "payment_id", "in": "path", "required": True,
+                                                      "schema": text}],
+                                      "responses": {"302": {"description": "to /api/payments/callback"},
+                                                    "4XX": {"description": "unknown payment", **_json(_ERROR)}}}},
+        "/api/payments/callback": {"get": _op("the intermediary's signed answer: the dossier is charged once",
+                                              _obj("dossier_id", "paid"),
+                                              params=[{"name": n, "in": "query", "schema": text}
+                                                      for n in ("payment_id", "result", "signature")],
+                                              conflict="the dossier is not waiting for this fee")},
         "/api/officer/queue": {"get": _op("my unit's queue, oldest first", _obj("items"), auth=True, tag="officers",
                                           params=[{"name": "status", "in": "query", "schema": text},
                                                   {"name": "limit", "in": "query", "schema": {"type": "integer"}},
@@ -107,6 +129,9 @@ def spec() -> dict[str, Any]:
             "approve or refuse", _obj("decision", decision={"type": "string", "enum": ["approved", "refused"]},
                                       reason=text)),
         "/api/officer/dossiers/{dossier_id}/return": _officer_action("return the result"),
+        "/api/officer/dossiers/{dossier_id}/stop": _officer_action(
+            "stop processing a dossier whose withdrawal was asked (7 → 8)", reason, body_required=False,
+            conflict="no withdrawal asked (status not 7)"),
         "/api/stats": {"get": _op("the portal's own view: sessions, dossiers, request timings",
                                   _obj("sessions_active", "dossiers_total", "requests"), tag="view")},
         "/metrics": {"get": {"summary": "Prometheus text format", "tags": ["view"],

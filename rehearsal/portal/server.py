@@ -13,28 +13,105 @@ at 1 ms.
 
 The server counts its open connections, and `rehearsal.shared.heap.HeapFreezer`
 freezes the heap as they grow: with 16,000 connections a full garbage
-collection otherwise stopped the portal for 300–580 ms every 12–20 s.
+collection otherwise stopped the portal for 300–580 ms every 12–20 s. On a
+clean stop the heap is unfrozen again: frozen objects outlive the
+collection the interpreter runs while it shuts down, so the logging
+handlers died after gevent's modules were torn down, and every portal.log
+ended with ``Exception ignored in: <function _removeHandlerRef …>`` (their
+weakref callback takes logging's lock, which gevent's patching had made
+one of its own, and gevent was gone).
+
+Some requests gevent refuses itself, before the app sees them: a request
+line over 8,192 bytes (414), a header line over 64 KiB or more than 100
+header lines (431; `http.client`'s limits), a request it cannot parse (400).
+`JsonErrorHandler` answers those in the portal's JSON shape too, naming the
+part that was too long (the longest query parameter, or ``path``), and logs
+one line instead of gevent's traceback. A client still sending a very long
+request line when the answer comes may see the connection reset instead.
 """
 
 from __future__ import annotations
 
+import gc
+import http.client
+import json
 import logging
+import os
 import signal
 import socket
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..shared.heap import HeapFreezer
 from .app import create_app
 from .db import close_pool
+from .errors import PortalStartError, error_body
+from .inputs import shown
 from .settings import PortalSettings
 
 log = logging.getLogger("rehearsal.portal")
 #: Connections the kernel may queue before the portal accepts them.
 BACKLOG = 4096
+
+
+_REASONS = {400: "Bad Request", 414: "Request-URI Too Long", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error"}
+
+
+def _raw_answer(status: int, body: dict[str, Any]) -> bytes:
+    """A whole HTTP answer (the connection closes after it), for what gevent answers before the app."""
+    data = json.dumps(body, ensure_ascii=False).encode()
+    return (f"HTTP/1.1 {status} {_REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n").encode("ascii") + data
+
+
+def _longest_part(request_line: str) -> str:
+    """What made a request line too long: the longest query parameter's name, or ``path``."""
+    target = request_line.split(" ", 2)[1] if request_line.count(" ") else request_line
+    path, _, query = target.partition("?")
+    pairs = [p.partition("=") for p in query.split("&") if p]
+    name, _, value = max(pairs, key=lambda p: len(p[2]), default=("", "", ""))
+    return shown(unquote(name), 40) if name and len(value) > len(path) else "path"
+
+
+class JsonErrorHandler(WSGIHandler):
+    """gevent's request handler, answering the requests it refuses itself in the portal's JSON shape."""
+
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        if isinstance(result, tuple) and result[0] == "414":
+            part = _longest_part(self.requestline or "")
+            return "414", _raw_answer(414, error_body("too_long", f"the request line is over 8,192 bytes ({part} is "
+                                                                  "the longest part)", part))
+        return result
+
+    def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes]:
+        # gevent's own prints a traceback for what is not a ValueError (more than 100 headers): one line instead.
+        log.warning("refused a request from %s: %s", self.client_address, shown(str(ex), 200))
+        if isinstance(ex, http.client.HTTPException) or "Line too long" in str(ex):
+            return "431", _raw_answer(431, error_body("headers_too_large", "more than 100 header lines, or one "
+                                                      "over 64 KiB", "headers"))
+        return "400", _raw_answer(400, error_body("bad_request", "not an HTTP request the portal can read"))
+
+    def _send_error_response_if_possible(self, error_code: int) -> None:
+        if self.response_length:  # the answer had begun: all that can be done is to close
+            self.close_connection = True
+            return
+        status = error_code if error_code in _REASONS else 500
+        message = "the request body could not be read" if status == 400 else "the portal failed; see its log"
+        data = json.dumps(error_body("bad_request" if status == 400 else "internal", message)).encode()
+        try:
+            self.start_response(f"{status} {_REASONS[status]}", [("Content-Type", "application/json"),
+                                                                  ("Connection", "close"),
+                                                                  ("Content-Length", str(len(data)))])
+            self.write(data)
+        except OSError:
+            self.close_connection = True
 
 
 class NoDelayWSGIServer(WSGIServer):
@@ -55,9 +132,18 @@ class NoDelayWSGIServer(WSGIServer):
 
 
 def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0) -> NoDelayWSGIServer:
-    """A bound, not yet started server for the portal (port 0: an ephemeral port)."""
-    server = NoDelayWSGIServer((host, port), create_app(settings), log=None, error_log=log, backlog=BACKLOG)
-    server.init_socket()
+    """A bound, not yet started server for the portal (port 0: an ephemeral port); `PortalStartError` if it cannot."""
+    try:
+        app = create_app(settings)
+    except (OSError, sqlite3.Error) as exc:
+        raise PortalStartError(f"cannot open the database {settings.db_path}: {exc}") from None
+    server = NoDelayWSGIServer((host, port), app, log=None, error_log=log, backlog=BACKLOG,
+                               handler_class=JsonErrorHandler)
+    try:
+        server.init_socket()
+    except OSError as exc:
+        why = os.strerror(exc.errno) if exc.errno else str(exc)  # gevent's strerror also repeats the address
+        raise PortalStartError(f"cannot listen on {host}:{port}: {why}") from None
     return server
 
 
@@ -83,3 +169,4 @@ def serve(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0,
     freezer.stop()
     server.stop(timeout=5)  # stop accepting, let requests in flight finish
     close_pool(server.application)
+    gc.unfreeze()  # see the module's docstring: a clean stop leaves a clean log
