@@ -15,7 +15,7 @@ come from loopback otherwise (`is_admin`, checked once for every
     ``POST /api/admin/reopen`` undoes it.
 ``GET /api/admin/dossiers?after_id=0&limit=1000&open=1&full=1``
     every dossier, paged by id, for reconciliation; ``open=1`` leaves out
-    the complete ones, ``full=1`` adds what a migration needs: form,
+    the ended ones (complete, or stopped after a withdrawal), ``full=1`` adds what a migration needs: form,
     history, attachment metadata.
 ``POST /api/admin/import`` ``{"items": [...]}``
     the national face takes dossiers exported from the legacy one, keeping
@@ -38,7 +38,7 @@ from typing import Any
 import gevent
 from flask import Blueprint, Response, jsonify, redirect, request
 
-from ..shared.status import COMPLETE_SQL
+from ..shared.status import ENDED_SQL
 from .context import agency_state, fault_state, settings
 from .db import get_db, transaction
 from .errors import BadRequest, Forbidden, InvalidField, error_body
@@ -156,7 +156,7 @@ def export() -> Response:
     db = get_db()
     rows = db.execute(
         "SELECT d.*, c.id_number FROM dossiers d JOIN citizens c ON c.id = d.citizen_id WHERE d.id > ? "
-        + (f"AND d.status NOT IN {COMPLETE_SQL} " if only_open else "") + "ORDER BY d.id LIMIT ?",
+        + (f"AND d.status NOT IN {ENDED_SQL} " if only_open else "") + "ORDER BY d.id LIMIT ?",
         (after, limit)).fetchall()
     items = []
     for r in rows:

@@ -32,7 +32,6 @@ request line when the answer comes may see the connection reset instead.
 
 from __future__ import annotations
 
-import gc
 import http.client
 import json
 import logging
@@ -166,7 +165,6 @@ def serve(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0,
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
     stopping.wait()
-    freezer.stop()
+    freezer.stop()  # unfreezes too: see the module's docstring, a clean stop leaves a clean log
     server.stop(timeout=5)  # stop accepting, let requests in flight finish
     close_pool(server.application)
-    gc.unfreeze()  # see the module's docstring: a clean stop leaves a clean log

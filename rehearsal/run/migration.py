@@ -10,7 +10,7 @@ import json
 import urllib.request
 from typing import Any
 
-from ..shared.status import COMPLETE
+from ..shared.status import ENDED
 
 
 def admin_call(base: str, method: str, path: str, body: Any = None, *, token: str | None = None,
@@ -40,7 +40,7 @@ def migrate(legacy: str, national: str, *, token: str | None = None, page: int =
             answer = admin_call(national, "POST", "/api/admin/import", {"items": items}, token=token)
             imported += answer["imported"]
             already += answer["already"]
-            opened = [i["id"] for i in items if i["status"] not in COMPLETE]
+            opened = [i["id"] for i in items if i["status"] not in ENDED]
             ids += opened
             finished += len(items) - len(opened)
         after = body.get("next_after_id")

@@ -130,6 +130,10 @@ class HeapFreezer:
         return self
 
     def stop(self) -> None:
+        """Stop checking and unfreeze: frozen objects would outlive the collection the interpreter runs at
+        shutdown, and logging's handlers would then die after gevent is torn down (a log ending in
+        ``Exception ignored in: <function _removeHandlerRef …>``)."""
         if self._greenlet is not None:
             self._greenlet.kill(block=False)
             self._greenlet = None
+        gc.unfreeze()

@@ -60,6 +60,10 @@ _VALUES = frozenset(int(s) for s in DossierStatus)
 COMPLETE: frozenset[DossierStatus] = frozenset({DossierStatus.REFUSED_INTAKE, DossierStatus.RETURNED})
 #: The same, as SQL: ``status IN (3, 10)``.
 COMPLETE_SQL = "(" + ", ".join(str(int(s)) for s in sorted(COMPLETE)) + ")"
+#: The statuses after which nothing more happens: complete, or stopped (8) after the citizen asked to
+#: withdraw. A stopped dossier is neither complete nor pending: it leaves the completion rate's count.
+ENDED: frozenset[DossierStatus] = COMPLETE | {DossierStatus.STOPPED}
+ENDED_SQL = "(" + ", ".join(str(int(s)) for s in sorted(ENDED)) + ")"
 
 #: Ledger event kinds that move a dossier's status, and the status they leave it in. A submission
 #: with a fee starts at 6 (fee due) and moves to 1 once paid, so ``submitted`` promises only 6, the
