@@ -12,10 +12,18 @@ or an object where text is expected, calendar-breaking dates and counts out
 of every bound, digits of other scripts, request lines over 8 KiB.
 
 Each answer must be below 500, and a 4xx must be the portal's JSON
-``{"error", "field", "message"}``; a structural refusal (depth, number,
+``{"error", "field", "message"}`` (the city-style front door's
+``{"maLoi", "thongDiep", "truong"}``); a structural refusal (depth, number,
 surrogate) of a JSON field must name that field. Admin operations are sent
 with the admin token, and any that succeeds is undone at once (faults
-cleared, door reopened), so nothing fuzzed can make the portal answer 503.
+cleared, door reopened, link started), so nothing fuzzed can make the portal
+answer 503.
+
+The same fuzz runs on each system (``system``): the single portal of old,
+the national portal (its citizens' calls and the integration API, with a
+valid integration session as the base of every call), a provincial system
+(its officers' calls, on a dossier of its own imported first) and the
+city-style front door (its own paths, names and session header).
 """
 
 from __future__ import annotations
@@ -39,6 +47,13 @@ GOOD = {"id_number": "079111111199", "otp_request_id": "nope", "otp": "000000", 
         "password": "wrong", "reason": "Lý do", "decision": "approved", "faults": [], "mode": "503",
         "moved_to": "http://127.0.0.1:9", "retry_after_s": 30, "items": [], "procedure_code": "HT-02",
         "unit_code": str(U1), "client_ref": "fuzz", "form": json.dumps(DEATH_FORM)}
+#: Valid values for the systems' own fields (the integration API's, the city portal's).
+GOOD_SYSTEMS = {"session": "", "madonvi": "000.00.00.H29", "service": "TraCuuHoSo", "data": {"MaHoSo": "x"},
+                "isUpdating": "False", "action": "start", "tenDangNhap": "079111111166", "matKhau": "rehearsal",
+                "lyDo": "Lý do", "maThuTuc": "HT-02", "maDonVi": str(U1), "thongTin": json.dumps(DEATH_FORM),
+                "maGiaoDich": "fuzz"}
+#: The multipart field holding a dossier's form, by path.
+FORM_FIELD = {"/api/dossiers": "form", "/dichvucong/api/hoso": "thongTin"}
 #: A valid admin import row (the import's inner places are its fields).
 IMPORT_ROW = {"id": 777, "code": "H79-FUZZ-777", "id_number": "079111111177", "unit_code": U1,
               "procedure_code": "HT-02", "status": 2, "fee_vnd": 0, "form": json.dumps(DEATH_FORM),
@@ -167,7 +182,8 @@ def _multipart(fields: list[tuple[str, bytes]], files: list[tuple[str, bytes]]) 
     return b"".join(parts) + b"--%s--\r\n" % boundary, f"multipart/form-data; boundary={boundary.decode()}"
 
 
-def _object(fields: dict[str, Any], spoil: str | None = None, value: bytes = b"") -> bytes:
+def object_with(fields: dict[str, Any], spoil: str | None = None, value: bytes = b"") -> bytes:
+    """A JSON object's text: `fields`, with field `spoil` (added if absent) set to the raw JSON text `value`."""
     pairs = [b"%s: %s" % (_json_text(k), value if k == spoil else _json_text(v)) for k, v in fields.items()]
     if spoil is not None and spoil not in fields:
         pairs.append(b"%s: %s" % (_json_text(spoil), value))
@@ -176,29 +192,68 @@ def _object(fields: dict[str, Any], spoil: str | None = None, value: bytes = b""
 
 @dataclass
 class HostileFuzz:
-    """Sends spoiled requests to one portal and keeps what it found."""
+    """Sends spoiled requests to one portal (or one system) and keeps what it found."""
 
     portal: PortalClient
     admin_token: str
+    system: str = "portal"
+    """``portal``, ``national``, ``provincial`` or ``city``: what the people and the dossier of a call are."""
     requests: int = 0
     answers: Counter = field(default_factory=Counter)
     classes: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    good: dict[str, Any] = field(default_factory=dict)
+    _imported: int = 0
+
+    def _fixtures(self) -> tuple[dict[str, str], dict[str, str]]:
+        """Fresh sessions by role and the path parameters of a dossier and a payment of their own."""
+        if self.system == "city":
+            return self._city_fixtures()
+        tokens: dict[str, str] = {}
+        params = {"code": "HT-02", "payment_id": "none"}
+        if self.system in ("portal", "national"):
+            tokens["citizen"] = citizen = self.portal.citizen("079111111188")
+            _, dossier = self.portal.call("POST", "/api/dossiers", token=citizen, files=[
+                ("procedure_code", "CT-01"), ("unit_code", str(U1)),
+                ("form", json.dumps({"document_type": "x", "copies": "1"})),
+                ("original_scan", ("o.pdf", b"%PDF", "application/pdf"))])
+            _, pay = self.portal.call("POST", f"/api/dossiers/{dossier['id']}/payment", token=citizen)
+            params.update(dossier_id=str(dossier["id"]), payment_id=pay["payment_id"])
+        if self.system in ("portal", "provincial"):
+            tokens["officer"] = self.portal.officer(U1)
+        if self.system == "provincial":  # no citizens here: a dossier of its own comes by import
+            self._imported += 1
+            row = {**IMPORT_ROW, "id": 90_000_000 + self._imported, "code": f"H79-FUZZ-P{self._imported}"}
+            status, _ = self.portal.call("POST", "/api/admin/import", {"items": [row]},
+                                         headers={"X-Admin-Token": self.admin_token})
+            assert status == 200
+            params["dossier_id"] = str(row["id"])
+        if self.system == "national":
+            _, signed = self.portal.call("POST", "/api/dvcqg/auth", {"username": "hcmc", "password": "rehearsal"},
+                                         headers={"X-Ma-Don-Vi": GOOD_SYSTEMS["madonvi"]})
+            self.good["session"] = signed["session"]
+        return tokens, params
+
+    def _city_fixtures(self) -> tuple[dict[str, str], dict[str, str]]:
+        _, signed = self.portal.call("POST", "/dichvucong/api/taikhoan/dangnhap",
+                                     {"tenDangNhap": "079111111188", "matKhau": "rehearsal"})
+        token = signed["duLieu"]["maPhien"]
+        _, filed = self.portal.call("POST", "/dichvucong/api/hoso", headers={"X-Ma-Phien": token}, files=[
+            ("maThuTuc", "CT-01"), ("maDonVi", str(U1)),
+            ("thongTin", json.dumps({"document_type": "x", "copies": "1"})),
+            ("original_scan", ("o.pdf", b"%PDF", "application/pdf"))])
+        code = filed["duLieu"]["maHoSo"]
+        _, pay = self.portal.call("POST", f"/dichvucong/api/hoso/{code}/thanhtoan", headers={"X-Ma-Phien": token})
+        return {"citizen": token}, {"ma_ho_so": code, "ma_thu_tuc": "HT-02",
+                                    "payment_id": pay["duLieu"]["maThanhToan"]}
 
     def target(self, path: str, method: str, op: dict[str, Any]) -> Target:
         """A valid call to the operation: fresh sessions, a dossier and a payment of its own."""
-        citizen = self.portal.citizen("079111111188")
-        officer = self.portal.officer(U1)
-        _, dossier = self.portal.call("POST", "/api/dossiers", token=citizen, files=[
-            ("procedure_code", "CT-01"), ("unit_code", str(U1)),
-            ("form", json.dumps({"document_type": "x", "copies": "1"})),
-            ("original_scan", ("o.pdf", b"%PDF", "application/pdf"))])
-        _, pay = self.portal.call("POST", f"/api/dossiers/{dossier['id']}/payment", token=citizen)
+        tokens, params = self._fixtures()
         tag = op["tags"][0]
         role = "admin" if tag == "admin" else "officer" if tag == "officers" else \
             "citizen" if op.get("security") else None
-        t = Target(method.upper(), path, role, {"citizen": citizen, "officer": officer}.get(role or ""),
-                   {"dossier_id": str(dossier["id"]), "code": "HT-02", "payment_id": pay["payment_id"]})
+        t = Target(method.upper(), path, role, tokens.get(role or ""), params)
         content = op.get("requestBody", {}).get("content", {})
         if "application/json" in content:
             t.json_fields = list(content["application/json"]["schema"].get("properties", {}))
@@ -206,17 +261,19 @@ class HostileFuzz:
         if "multipart/form-data" in content:
             t.form_fields = list(content["multipart/form-data"]["schema"].get("properties", {}))
             t.places += [Place("form-field", n) for n in t.form_fields]
-            if path == "/api/dossiers":
+            if path in FORM_FIELD:
                 t.places += [Place("form-json", n) for n in DEATH_FORM]
         if path == "/api/admin/import":
             t.places += [Place("import", n) for n in IMPORT_ROW]
         t.places += [Place(p["in"], p["name"]) for p in op.get("parameters", [])]
-        t.places.append(Place("header", "X-Admin-Token" if role == "admin" else "Authorization"))
+        session = "X-Ma-Phien" if self.system == "city" else "Authorization"
+        t.places.append(Place("header", "X-Admin-Token" if role == "admin" else session))
         return t
 
     def send(self, t: Target, place: Place, kind: str, value: bytes) -> None:
         """One spoiled request; a 5xx, or a 4xx that is not the portal's JSON, is a failure."""
-        headers = {"Authorization": f"Bearer {t.token}"} if t.token else {}
+        headers = ({"X-Ma-Phien": t.token} if self.system == "city" else {"Authorization": f"Bearer {t.token}"}) \
+            if t.token else {}
         if t.role == "admin":
             headers["X-Admin-Token"] = self.admin_token
         path = t.path
@@ -227,23 +284,29 @@ class HostileFuzz:
             path += f"?{place.name}={quote(value, safe='')}"
         body: bytes | None = None
         if t.json_fields or place.where == "import":
-            base = {n: GOOD[n] for n in t.json_fields if n in GOOD}
+            good = {**GOOD, **GOOD_SYSTEMS, **self.good} if self.system != "portal" else GOOD
+            if t.path == "/api/dvcqg/auth":
+                good = {**good, "username": "hcmc", "password": "rehearsal"}
+            base = {n: good[n] for n in t.json_fields if n in good}
             if place.where == "import":
-                body = b'{"items": [' + _object(IMPORT_ROW, place.name, value) + b"]}"
+                body = b'{"items": [' + object_with(IMPORT_ROW, place.name, value) + b"]}"
             else:
-                body = _object(base, place.name if place.where == "json" else None, value)
+                body = object_with(base, place.name if place.where == "json" else None, value)
             headers["Content-Type"] = "application/json"
         elif t.form_fields:
-            fields = [(n, GOOD.get(n, "{}").encode()) for n in t.form_fields]
+            fields = [(n, str({**GOOD, **GOOD_SYSTEMS}.get(n, "{}")).encode()) for n in t.form_fields]
             if place.where == "form-field":
                 fields = [(n, value if n == place.name else v) for n, v in fields]
             elif place.where == "form-json":
-                fields = [(n, _object(DEATH_FORM, place.name, value) if n == "form" else v) for n, v in fields]
+                form_field = FORM_FIELD.get(t.path, "form")
+                fields = [(n, object_with(DEATH_FORM, place.name, value) if n == form_field else v) for n, v in fields]
             body, headers["Content-Type"] = _multipart(fields, [("death_notice", b"%PDF")])
         raw_headers = [(k, v.encode("latin-1")) for k, v in headers.items()
                        if place.where != "header" or k != place.name]
         if place.where == "header":
             raw_headers.append((place.name, value))
+        if t.path.startswith("/api/dvcqg/auth") and not (place.where == "header" and place.name == "X-Ma-Don-Vi"):
+            raw_headers.append(("X-Ma-Don-Vi", GOOD_SYSTEMS["madonvi"].encode()))
         status, answer = self._call(t.method, path, body, raw_headers)
         self.requests += 1
         self.answers[status // 100 * 100] += 1
@@ -252,11 +315,13 @@ class HostileFuzz:
         if status >= 500:
             self.failures.append(f"{status} {what}: {str(answer)[:200]}")
         elif status >= 400:
-            if not isinstance(answer, dict) or not {"error", "field", "message"} <= set(answer):
+            shape, named = ({"maLoi", "thongDiep", "truong"}, "truong") if self.system == "city" else \
+                ({"error", "field", "message"}, "field")
+            if not isinstance(answer, dict) or not shape <= set(answer):
                 self.failures.append(f"{status} not the portal's JSON error: {what}: {str(answer)[:200]}")
             elif status == 400 and place.where == "json" and kind in STRUCTURAL and \
-                    not str(answer["field"]).startswith(place.name):
-                self.failures.append(f"{status} names {answer['field']!r}, not {place.name}: {what}")
+                    not str(answer[named]).startswith(place.name):
+                self.failures.append(f"{status} names {answer[named]!r}, not {place.name}: {what}")
         elif t.role == "admin":
             self._undo()
 
@@ -287,3 +352,32 @@ class HostileFuzz:
         token = {"X-Admin-Token": self.admin_token}
         assert self.portal.call("POST", "/api/admin/reopen", {}, headers=token)[0] == 200
         assert self.portal.call("PUT", "/api/admin/faults", {"faults": []}, headers=token)[0] == 200
+        if self.system == "provincial":  # a link killed by a fuzzed call is started again (409: there is none)
+            assert self.portal.call("POST", "/api/admin/link", {"action": "start"}, headers=token)[0] in (200, 409)
+
+
+def fuzz_every_operation(fuzz: HostileFuzz, examples: int) -> tuple[int, dict[str, Any]]:
+    """Spoil every documented operation `examples` times (one place, one hostile value each): the operations
+    fuzzed and the figures (requests, answers by class, value classes, 5xx)."""
+    from hypothesis import HealthCheck, given, settings
+
+    _, doc = fuzz.portal.call("GET", "/openapi.json")
+    values = {"json": json_values(), "import": json_values(), "form-json": json_values(), "header": header_values()}
+    operations = 0
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            operations += 1
+            target = fuzz.target(path, method, op)
+
+            @given(data=st.data())
+            @settings(max_examples=examples, deadline=None, database=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+            def spoil(data: Any) -> None:
+                place = data.draw(st.sampled_from(target.places))
+                kind, value = data.draw(values.get(place.where, text_values()))
+                fuzz.send(target, place, kind, value)
+
+            spoil()
+    return operations, {"operations": operations, "requests": fuzz.requests,
+                        "answers": dict(sorted(fuzz.answers.items())), "classes": dict(sorted(fuzz.classes.items())),
+                        "5xx": fuzz.answers[500]}

@@ -26,13 +26,12 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
                                                status_code_conformance)
 
 from conftest import start_portal, stop_portal
-from hostile_fuzz import HostileFuzz, header_values, json_values, text_values
+from hostile_fuzz import HostileFuzz, fuzz_every_operation
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = int(os.environ.get("REHEARSAL_FUZZ_EXAMPLES", "50"))
@@ -53,11 +52,6 @@ def fuzz_portal(tmp_path_factory: pytest.TempPathFactory):
     stop_portal(portal)
 
 
-@pytest.fixture(scope="module")
-def api_schema(fuzz_portal):
-    return schemathesis.openapi.from_url(fuzz_portal.base_url + "/openapi.json")
-
-
 def test_the_document_covers_every_route(fuzz_portal) -> None:
     status, doc = fuzz_portal.call("GET", "/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
@@ -67,46 +61,35 @@ def test_the_document_covers_every_route(fuzz_portal) -> None:
         assert path in documented
 
 
-def test_fuzz_no_5xx_and_answers_as_documented(api_schema, fuzz_portal) -> None:
-    # Driven by hypothesis directly (not schemathesis's pytest plugin, which lags pytest releases).
+def schemathesis_failures(base_url: str, headers: dict[str, str]) -> tuple[int, list[str]]:
+    """schemathesis's generated calls to every operation of the document at `base_url`: (operations, failures)."""
+    api_schema = schemathesis.openapi.from_url(base_url + "/openapi.json")
     failures: list[str] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert len(operations) >= 29
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
         def fuzz(case) -> None:
-            case.call_and_validate(base_url=fuzz_portal.base_url, checks=CHECKS,
-                                   headers={"Authorization": f"Bearer {fuzz_portal.token}"})
+            case.call_and_validate(base_url=base_url, checks=CHECKS, headers=headers)
         try:
             fuzz()
         except Exception as exc:  # noqa: BLE001 (collect every operation's failure, then report them all)
             failures.append(f"{operation.label}: {str(exc)[:400]}")
+    return len(operations), failures
+
+
+def test_fuzz_no_5xx_and_answers_as_documented(fuzz_portal) -> None:
+    # Driven by hypothesis directly (not schemathesis's pytest plugin, which lags pytest releases).
+    operations, failures = schemathesis_failures(fuzz_portal.base_url,
+                                                 {"Authorization": f"Bearer {fuzz_portal.token}"})
+    assert operations >= 29
     assert not failures, "\n\n".join(failures)
 
 
 def test_hostile_input_at_every_documented_operation_finds_no_5xx(fuzz_portal, record_property) -> None:
-    _, doc = fuzz_portal.call("GET", "/openapi.json")
     fuzz = HostileFuzz(fuzz_portal, ADMIN_TOKEN)
-    values = {"json": json_values(), "import": json_values(), "form-json": json_values(), "header": header_values()}
-    operations = 0
-    for path, methods in doc["paths"].items():
-        for method, op in methods.items():
-            operations += 1
-            target = fuzz.target(path, method, op)
-
-            @given(data=st.data())
-            @settings(max_examples=HOSTILE_EXAMPLES, deadline=None, database=None,
-                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-            def spoil(data) -> None:
-                place = data.draw(st.sampled_from(target.places))
-                kind, value = data.draw(values.get(place.where, text_values()))
-                fuzz.send(target, place, kind, value)
-
-            spoil()
-    figures = {"operations": operations, "requests": fuzz.requests, "answers": dict(sorted(fuzz.answers.items())),
-               "classes": dict(sorted(fuzz.classes.items())), "5xx": fuzz.answers[500]}
+    operations, figures = fuzz_every_operation(fuzz, HOSTILE_EXAMPLES)
     print(f"hostile fuzz: {figures}")
     for name, value in figures.items():
         record_property(f"hostile_fuzz_{name}", value)

@@ -16,7 +16,10 @@ come from loopback otherwise (`is_admin`, checked once for every
 ``GET /api/admin/dossiers?after_id=0&limit=1000&open=1&full=1``
     every dossier, paged by id, for reconciliation; ``open=1`` leaves out
     the ended ones (complete, or stopped after a withdrawal), ``full=1`` adds what a migration needs: form,
-    history, attachment metadata.
+    history, attachment metadata. A provincial system adds each dossier's
+    ``steps`` (ms times, and when each was pushed to and acknowledged by the
+    national portal), the national portal its ``synced_steps`` (when each
+    arrived); ``steps=1`` adds them without the rest of ``full=1``.
 ``POST /api/admin/import`` ``{"items": [...]}``
     the national face takes dossiers exported from the legacy one, keeping
     their ids and codes (the faces number dossiers in disjoint ranges, see
@@ -25,7 +28,14 @@ come from loopback otherwise (`is_admin`, checked once for every
     not copied twice. Citizens are matched by ID number (created if new).
     Every row is checked before anything is written, and the rows are
     written in one transaction (`rehearsal.portal.importing`): a bad row is a
-    400 naming ``items[i].field`` and nothing of that import is kept.
+    400 naming ``items[i].field`` and nothing of that import is kept. A
+    provincial system queues every imported dossier for ``DongBoHoSoMC``
+    in the same transaction: the national portal learns it from the link.
+
+The systems add their own (`rehearsal.portal.systems`): the answer of
+``/api/stats`` gains what the app's ``STATS_EXTRA`` returns, and a change of
+faults is passed on to the app's ``ON_FAULTS`` (a provincial system switches
+its link agent's faults there).
 """
 
 from __future__ import annotations
@@ -36,13 +46,14 @@ import time
 from typing import Any
 
 import gevent
-from flask import Blueprint, Response, jsonify, redirect, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
 
 from ..shared.status import ENDED_SQL
-from .context import agency_state, fault_state, settings
+from . import outbox
+from .context import agency_state, fault_state, now_iso, settings
 from .db import get_db, transaction
 from .errors import BadRequest, Forbidden, InvalidField, error_body
-from .faults import EXEMPT_PREFIXES, Closed, parse_fault
+from .faults import CONNECTION_FAILED, EXEMPT_PREFIXES, SYSTEM_KINDS, Closed, FaultState, parse_fault
 from .importing import DOSSIER_COLUMNS, check_rows, write_rows
 from .inputs import INT64_MAX, json_object, query_int, read_json, same_secret, text, whole
 
@@ -84,6 +95,9 @@ def _apply_faults() -> Any:
     if not state.faults:
         return None
     endpoint = f"{request.method} {request.url_rule.rule if request.url_rule else path}"
+    answer = _link_fault(state, path, endpoint)
+    if answer is not None:
+        return answer
     delay = state.delay_for(endpoint)
     if delay > 0:
         gevent.sleep(delay)
@@ -93,6 +107,21 @@ def _apply_faults() -> Any:
     status = state.error_for(endpoint)
     if status is not None:
         return jsonify(error_body("injected", f"injected error {status} (fault: errors)")), status
+    return None
+
+
+def _link_fault(state: FaultState, path: str, endpoint: str) -> Any:
+    """The national portal's link and VNeID faults, for the calls they touch (None: carry on)."""
+    if path.startswith("/api/dvcqg/"):
+        delay = state.delay_for(endpoint, "link-slow")
+        if delay > 0:
+            gevent.sleep(delay)
+        if state.active("link-down"):
+            return jsonify(error_code="-1", **error_body("link_down", CONNECTION_FAILED)), 503, {"Retry-After": "30"}
+        if state.hits("link-errors"):  # the national portal's style: HTTP 200, the failure in error_code
+            return jsonify(error_code="-1", message=CONNECTION_FAILED)
+    elif path.startswith("/api/auth/vneid/") and state.hits("vneid-overload"):
+        return jsonify(error_body("overloaded", CONNECTION_FAILED)), 503, {"Retry-After": "30"}
     return None
 
 
@@ -114,9 +143,13 @@ def put_faults() -> Any:
     body = read_json()
     if not isinstance(body, dict) or not isinstance(body.get("faults"), list):
         raise BadRequest("expected {\"faults\": [...]}", "faults")
-    faults = [parse_fault(f, i) for i, f in enumerate(body["faults"])]
+    kinds = SYSTEM_KINDS[settings().system]
+    faults = [parse_fault(f, i, kinds) for i, f in enumerate(body["faults"])]
     state = fault_state()
     state.replace(faults)
+    on_faults = current_app.config.get("ON_FAULTS")
+    if on_faults is not None:
+        on_faults(state)
     return jsonify(state.as_dict())
 
 
@@ -153,6 +186,7 @@ def export() -> Response:
     after = query_int("after_id", 0, 0, INT64_MAX)
     limit = query_int("limit", 1000, 1, 5000)
     full, only_open = request.args.get("full") == "1", request.args.get("open") == "1"
+    system = settings().system
     db = get_db()
     rows = db.execute(
         "SELECT d.*, c.id_number FROM dossiers d JOIN citizens c ON c.id = d.citizen_id WHERE d.id > ? "
@@ -165,8 +199,27 @@ def export() -> Response:
         item["id_number"] = r["id_number"]
         if full:
             _export_full(db, r, item)
+        if system != "portal":
+            item.update(channel=r["channel"], owner_name=r["owner_name"])
         items.append(item)
+    if system != "portal" and (full or request.args.get("steps") == "1"):
+        _export_steps(db, system, items)
     return jsonify(items=items, next_after_id=rows[-1]["id"] if len(rows) == limit else None)
+
+
+def _export_steps(db: sqlite3.Connection, system: str, items: list[dict[str, Any]]) -> None:
+    """A provincial system's steps with their push and ack; the national portal's synced steps with their arrival."""
+    if system == "provincial":
+        steps = outbox.steps_of(db, (i["id"] for i in items))
+        for item in items:
+            item["steps"] = steps[item["id"]]
+        return
+    for item in items:
+        item["synced_steps"] = [
+            {"MaBuocXuLy": s["step_key"].rsplit("|", 1)[-1], "ThoiDiemXuLy": s["at"], "status": s["status"],
+             "actor": s["actor"], "note": s["note"], "received_at": now_iso(s["received_at"])}
+            for s in db.execute("SELECT * FROM synced_steps WHERE dossier_id = ? ORDER BY order_key, id",
+                                (item["id"],))]
 
 
 def _export_full(db: sqlite3.Connection, row: sqlite3.Row, item: dict[str, Any]) -> None:
@@ -182,8 +235,9 @@ def _export_full(db: sqlite3.Connection, row: sqlite3.Row, item: dict[str, Any])
 @bp.post("/api/admin/import")
 def import_dossiers() -> Any:
     """Take dossiers exported by another face (``GET /api/admin/dossiers?full=1``), keeping ids and codes."""
-    rows = check_rows(read_json(settings().max_import_bytes))
+    cfg = settings()
+    rows = check_rows(read_json(cfg.max_import_bytes))
     db = get_db()
-    with transaction(db):  # all the rows or none of them
-        imported, already = write_rows(db, rows)
+    with transaction(db):  # all the rows or none of them (and, on a provincial system, their outbox rows)
+        imported, already = write_rows(db, rows, system=cfg.system)
     return jsonify(imported=imported, already=already)

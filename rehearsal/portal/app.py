@@ -1,8 +1,14 @@
-"""The reference portal's app factory: it assembles the portal, it holds no route.
+"""The reference systems' app factories: they assemble each system from its blueprints, they hold no route.
 
-`create_app(settings)` builds the Flask app from its parts: the settings and
-shared state in the app's config, one blueprint per role (`auth`, `citizen`,
-`payments` for the intermediary, `officer`, `ops`, `admin`), the path
+`create_app(settings)` builds the app of the system the settings name:
+the single portal of old (both roles, ``--face``), `create_national_app`
+(citizens, payments, the integration API; no officers) or
+`create_provincial_app` (officers, the outbox, the link's admin call; no
+citizens: they come through the national portal, or the front door of
+`rehearsal.portal.frontdoor`). `assemble` puts an app together from its parts:
+the settings and shared state in the app's config, one blueprint per role
+(`auth`, `citizen`, `payments` for the intermediary, `officer`, `ops`,
+`admin`, `dvcqg_api`, `linkadmin`), the path
 converter for dossier ids (`inputs.DossierIdConverter`), the error handlers
 that answer every error as ``{"error", "field", "message"}`` (werkzeug's own
 4xx included), and the server-side timing of each call. What a client sends
@@ -20,17 +26,19 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..shared.catalogue import load_catalogue
-from . import admin, auth, citizen, officer, ops, payments
-from .db import close_db, init_db
+from . import admin, auth, citizen, feed, linkadmin, officer, ops, outbox, payments
+from .db import close_db, get_db, init_db
+from .dvcqg_api import bp as dvcqg_bp
 from .errors import ApiError, error_body
 from .faults import FaultState
 from .inputs import DossierIdConverter, PathRefusal, shown
 from .live import LiveView
 from .settings import PortalSettings
+from .supervisor import LinkSupervisor
 
 #: Flask's own errors (no route, wrong method, body too large, a crash), answered in the portal's shape.
 _HTTP_ERRORS: dict[int, tuple[str, Callable[[], str]]] = {
@@ -42,20 +50,60 @@ _HTTP_ERRORS: dict[int, tuple[str, Callable[[], str]]] = {
 
 
 def create_app(settings: PortalSettings) -> Flask:
-    """The reference portal as a Flask app; `init_db` runs here (idempotent)."""
+    """The app of the system `settings` names; `init_db` runs here (idempotent)."""
+    if settings.system == "national":
+        return create_national_app(settings)
+    if settings.system == "provincial":
+        return create_provincial_app(settings)
     init_db(settings)
+    return assemble(settings, (admin.bp, auth.vneid_bp, auth.officer_bp, auth.bp, citizen.bp, payments.bp,
+                               payments.intermediary_bp, officer.bp, ops.bp), API="portal")
+
+
+def create_national_app(settings: PortalSettings) -> Flask:
+    """The national portal: citizens (VNeID, catalogue, filing, payment, following) and the integration API."""
+    init_db(settings)
+
+    def stats_extra() -> dict[str, Any]:
+        return {"feed_seq": feed.head(get_db())}
+
+    return assemble(settings, (admin.bp, auth.vneid_bp, auth.bp, citizen.bp, payments.bp, payments.intermediary_bp,
+                               dvcqg_bp, ops.bp), API="national", STATS_EXTRA=stats_extra)
+
+
+def create_provincial_app(settings: PortalSettings) -> Flask:
+    """A provincial one-stop system: officers of every unit, the outbox, and its link agent's supervisor."""
+    init_db(settings)
+    faults = FaultState()
+    supervisor = LinkSupervisor(settings, faults) if settings.link is not None else None
+
+    def stats_extra() -> dict[str, Any]:
+        block = outbox.link_block(get_db())
+        block.update(supervisor.as_dict() if supervisor else {"configured": False, "agent_alive": False,
+                                                                "agent_restarts": 0})
+        return {"link": block}
+
+    return assemble(settings, (admin.bp, auth.officer_bp, auth.bp, officer.bp, linkadmin.bp, ops.bp),
+                    API="provincial", FAULTS=faults, LINK=supervisor, STATS_EXTRA=stats_extra,
+                    ON_FAULTS=supervisor.faults_changed if supervisor else None)
+
+
+def assemble(settings: PortalSettings, blueprints: Iterable[Blueprint], live: LiveView | None = None,
+             **config: Any) -> Flask:
+    """A Flask app of these blueprints, with the shared state, the error answers and the timing of each call."""
     app = Flask(__name__)
     catalogue = load_catalogue()
-    app.config.update(PORTAL=settings, LIVE=LiveView(settings.active_window_s), CATALOGUE=catalogue,
+    app.config.update(PORTAL=settings, LIVE=live or LiveView(settings.active_window_s), CATALOGUE=catalogue,
                       PROCEDURE_SUMMARIES=[p.summary() for p in catalogue.procedures],
                       SESSIONS={}, OTPS={}, FAULTS=FaultState(),
                       # The largest body any call takes; JSON bodies have their own, smaller limits (inputs.read_json).
                       MAX_CONTENT_LENGTH=max(settings.max_dossier_bytes + 256 * 1024, settings.max_import_bytes),
                       JSON_AS_ASCII=False)
+    app.config.update(config)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.teardown_appcontext(close_db)
     app.url_map.converters["int"] = DossierIdConverter  # before the routes are added: they use it
-    for blueprint in (admin.bp, auth.bp, citizen.bp, payments.bp, officer.bp, ops.bp):
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     _answer_errors(app)
     _time_requests(app)

@@ -2,7 +2,10 @@
 
 A session is a bearer token (a header, not a cookie, so Locust's two clients
 behave the same), kept in SQLite so it survives a restart and cached in memory
-so a request does not read it from the database.
+so a request does not read it from the database. Three blueprints, so each
+system takes the sign-ins of its own people: `vneid_bp` (citizens: the
+national portal, and the single portal of old), `officer_bp` (officers: a
+provincial system, and the single portal of old) and `bp` (signing out).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from .errors import InvalidField, Unauthorized
 from .inputs import ID_NUMBER, json_object, same_secret, text
 
 bp = Blueprint("auth", __name__)
+vneid_bp = Blueprint("auth_vneid", __name__)
+officer_bp = Blueprint("auth_officer", __name__)
 
 #: Pending OTP requests kept before the expired ones are forgotten: bounded memory.
 _OTP_SWEEP_AT = 50_000
@@ -28,8 +33,8 @@ _OTP_SWEEP_AT = 50_000
 _OTP_TTL_S = 300
 
 
-def _new_session(db: sqlite3.Connection, role: str, **ids: Any) -> dict[str, Any]:
-    """A session row, written inside the caller's transaction; `_remember` it once committed."""
+def new_session(db: sqlite3.Connection, role: str, **ids: Any) -> dict[str, Any]:
+    """A session row, written inside the caller's transaction; `remember` it once committed."""
     now = time.time()
     sess = {"token": secrets.token_urlsafe(24), "role": role, "citizen_id": ids.get("citizen_id"),
             "officer_id": ids.get("officer_id"), "unit_code": ids.get("unit_code"), "username": ids.get("username"),
@@ -39,13 +44,13 @@ def _new_session(db: sqlite3.Connection, role: str, **ids: Any) -> dict[str, Any
     return sess
 
 
-def _remember(sess: dict[str, Any]) -> None:
+def remember(sess: dict[str, Any]) -> None:
     """Cache a committed session and count it as active (never one whose transaction rolled back)."""
     current_app.config["SESSIONS"][sess["token"]] = sess
     live().touch(sess["token"], sess["role"])
 
 
-@bp.post("/api/auth/vneid/otp")
+@vneid_bp.post("/api/auth/vneid/otp")
 def vneid_otp() -> Response:
     """VNeID step 1: an OTP for a 12-digit ID number (handed back: there is no phone)."""
     id_number = text(json_object("id_number"), "id_number")
@@ -62,7 +67,7 @@ def vneid_otp() -> Response:
     return jsonify(otp_request_id=request_id, otp=otp)
 
 
-@bp.post("/api/auth/vneid/verify")
+@vneid_bp.post("/api/auth/vneid/verify")
 def vneid_verify() -> Response:
     """VNeID step 2: the OTP gives a citizen's session (the citizen is created on first sign-in)."""
     body = json_object("otp_request_id", "otp")
@@ -76,12 +81,12 @@ def vneid_verify() -> Response:
     with transaction(db):
         db.execute("INSERT OR IGNORE INTO citizens (id_number, created_at) VALUES (?, ?)", (pending[0], now_iso()))
         citizen_id = db.execute("SELECT id FROM citizens WHERE id_number = ?", (pending[0],)).fetchone()[0]
-        sess = _new_session(db, "citizen", citizen_id=citizen_id)
-    _remember(sess)
+        sess = new_session(db, "citizen", citizen_id=citizen_id)
+    remember(sess)
     return jsonify(token=sess["token"], role="citizen", citizen_id=citizen_id, expires_at=now_iso(sess["expires_at"]))
 
 
-@bp.post("/api/auth/officer")
+@officer_bp.post("/api/auth/officer")
 def officer_sign_in() -> Response:
     """An officer's session for their unit."""
     body = json_object("username", "password")
@@ -91,8 +96,8 @@ def officer_sign_in() -> Response:
     if row is None or not hmac.compare_digest(hash_password(password, row["salt"]), row["password_hash"]):
         raise Unauthorized("wrong username or password", "password")
     with transaction(db):
-        sess = _new_session(db, "officer", officer_id=row["id"], unit_code=row["unit_code"], username=row["username"])
-    _remember(sess)
+        sess = new_session(db, "officer", officer_id=row["id"], unit_code=row["unit_code"], username=row["username"])
+    remember(sess)
     return jsonify(token=sess["token"], role="officer", unit_code=row["unit_code"], officer_id=row["id"])
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app, g, request
@@ -22,12 +21,12 @@ from .db import get_db
 from .errors import Forbidden, NotFound, SessionExpired, Unauthorized
 from .faults import FaultState
 from .live import LiveView
+from .records import add_history, now_iso
 from .settings import PortalSettings
 
-def now_iso(ts: float | None = None) -> str:
-    """`ts` (default: now) as ISO 8601 UTC text with milliseconds, ``…Z``."""
-    return datetime.fromtimestamp(time.time() if ts is None else ts, timezone.utc).isoformat(
-        timespec="milliseconds").replace("+00:00", "Z")
+__all__ = ["add_history", "agency_state", "catalogue", "dossier_view", "fault_state", "live", "now_iso",
+           "own_dossier", "require_session", "settings"]
+
 
 
 def settings() -> PortalSettings:
@@ -52,22 +51,33 @@ def fault_state() -> FaultState:
 
 # -- sessions -------------------------------------------------------------------
 
-def require_session(role: str | None = None) -> dict[str, Any]:
-    """The caller's session, from the bearer token (401 without one, 403 for the wrong role)."""
+def _token() -> tuple[str, str]:
+    """The session token the call carries, and the header it is in (the app's ``SESSION_HEADER``)."""
+    header = current_app.config.get("SESSION_HEADER", "Authorization")
+    if header != "Authorization":  # the city-style front door: the token alone in its own header
+        return request.headers.get(header, "").strip(), header
     auth = request.headers.get("Authorization", "")
     token = auth[7:].strip() if auth.startswith("Bearer ") else ""
     if not token:
         raise Unauthorized("sign in first: header Authorization: Bearer <token>", "Authorization")
+    return token, header
+
+
+def require_session(role: str | None = None) -> dict[str, Any]:
+    """The caller's session, from its token (401 without one, 403 for the wrong role)."""
+    token, header = _token()
+    if not token:
+        raise Unauthorized(f"sign in first: header {header}", header)
     cache: dict[str, dict[str, Any]] = current_app.config["SESSIONS"]
     sess = cache.get(token)
     if sess is None:  # after a restart the cache is empty; the database still knows the token
         row = get_db().execute("SELECT * FROM sessions WHERE token = ?", (token,)).fetchone()
         if row is None:
-            raise Unauthorized("unknown or signed-out session", "Authorization")
+            raise Unauthorized("unknown or signed-out session", header)
         sess = cache[token] = dict(row)
     if sess["expires_at"] < time.time():
         cache.pop(token, None)
-        raise SessionExpired("the session has expired; sign in again", "Authorization")
+        raise SessionExpired("the session has expired; sign in again", header)
     if role and sess["role"] != role:
         raise Forbidden(f"this call is for {role}s", None)
     live().touch(token, sess["role"])
@@ -76,12 +86,6 @@ def require_session(role: str | None = None) -> dict[str, Any]:
 
 
 # -- dossiers -----------------------------------------------------------------------
-
-def add_history(db: sqlite3.Connection, dossier_id: int, status: int, actor: str, note: str | None = None) -> None:
-    """One line of a dossier's history: who moved it to `status`, now (inside the caller's transaction)."""
-    db.execute("INSERT INTO history (dossier_id, at, status, actor, note) VALUES (?, ?, ?, ?, ?)",
-               (dossier_id, now_iso(), status, actor, note))
-
 
 def agency_state(row: sqlite3.Row) -> str | None:
     """Where a liên thông dossier is: None, ``at_agency``, or ``back`` once the agency's delay has passed."""

@@ -38,8 +38,10 @@ from .settings import PortalSettings
 
 log = logging.getLogger("rehearsal.portal")
 
-#: First dossier id of each face: the faces never hand out the same id, so a migration keeps every id.
-ID_BASE = {"legacy": 0, "national": 10_000_000}
+#: First dossier id of each face or system: none hands out another's ids, so a migrated or pulled dossier keeps
+#: its id. A system that takes rows from others numbers above them (hcmc pulls from the national portal and
+#: imports from brvt and binh-duong): SQLite's AUTOINCREMENT continues after the largest id it ever held.
+ID_BASE = {"legacy": 0, "national": 10_000_000, "brvt": 30_000_000, "binh-duong": 40_000_000, "hcmc": 50_000_000}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
@@ -77,6 +79,37 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE INDEX IF NOT EXISTS history_dossier ON history (dossier_id);
 """
 
+#: The national portal's own tables: the feed of citizen-side changes the link pulls, and the processing
+#: steps provincial systems pushed (one row per step, whatever how often it was pushed).
+NATIONAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, dossier_id INTEGER NOT NULL, code TEXT NOT NULL,
+    at TEXT NOT NULL, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS synced_steps (
+    id INTEGER PRIMARY KEY, dossier_id INTEGER NOT NULL REFERENCES dossiers(id), code TEXT NOT NULL,
+    step_key TEXT NOT NULL, at TEXT NOT NULL, order_key TEXT NOT NULL, status INTEGER NOT NULL, actor TEXT,
+    title TEXT, department TEXT, note TEXT, started TEXT, due TEXT, received_at REAL NOT NULL,
+    UNIQUE (code, step_key));
+CREATE INDEX IF NOT EXISTS synced_steps_dossier ON synced_steps (dossier_id, order_key);
+"""
+
+#: A provincial system's own tables: the outbox of what the national portal must learn (pushed by the
+#: link, acknowledged on error_code "0") and the link's state (the feed cursor, its counters).
+PROVINCIAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, code TEXT NOT NULL, dossier_id INTEGER NOT NULL, kind TEXT NOT NULL,
+    step_seq INTEGER NOT NULL, status INTEGER NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, note TEXT,
+    created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0,
+    pushed_at REAL, acked_at REAL, last_error TEXT, UNIQUE (code, kind, step_seq));
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_dossier ON outbox (dossier_id);
+CREATE TABLE IF NOT EXISTS link_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+#: Columns the two systems add to a dossier: how it was filed (KenhThucHien 1 in person, 2 online, 3 postal)
+#: and its owner's name as the other system sent it (ChuHoSo).
+SYSTEM_COLUMNS = (("channel", "INTEGER NOT NULL DEFAULT 2"), ("owner_name", "TEXT"))
+
 #: One open payment per dossier, and one charge: the database holds the rule too, not only the handlers.
 #: Apart from SCHEMA because a database written by an older portal may break them (see `init_db`).
 PAYMENT_RULES = (
@@ -106,10 +139,16 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     db.execute("COMMIT")
 
 
-def _upgrade(conn: sqlite3.Connection) -> None:
+def _upgrade(conn: sqlite3.Connection, system: str) -> None:
     """Bring a database written by an older portal up to SCHEMA (columns and rules added since)."""
-    if "fingerprint" not in {r[1] for r in conn.execute("PRAGMA table_info(dossiers)")}:
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(dossiers)")}
+    if "fingerprint" not in columns:
         conn.execute("ALTER TABLE dossiers ADD COLUMN fingerprint TEXT")
+    if system != "portal":  # the single portal of old keeps its tables as they were
+        conn.executescript({"national": NATIONAL_SCHEMA, "provincial": PROVINCIAL_SCHEMA}.get(system, ""))
+        for name, decl in SYSTEM_COLUMNS:
+            if name not in columns:
+                conn.execute(f"ALTER TABLE dossiers ADD COLUMN {name} {decl}")
     for rule in PAYMENT_RULES:
         try:
             conn.execute(rule)
@@ -117,9 +156,9 @@ def _upgrade(conn: sqlite3.Connection) -> None:
             log.warning("database %s breaks a payment rule; the handlers still keep it: %s", conn, rule)
 
 
-def set_id_base(db: sqlite3.Connection, face: str) -> None:
-    """Start this face's dossier ids at its base (once, on an empty database)."""
-    base = ID_BASE.get(face, 0)
+def set_id_base(db: sqlite3.Connection, key: str) -> None:
+    """Start this face's or system's dossier ids at its base (once, on an empty database)."""
+    base = ID_BASE.get(key, 0)
     if base and db.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'dossiers'").fetchone()[0] == 0:
         db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('dossiers', ?)", (base,))
 
@@ -136,11 +175,12 @@ def init_db(settings: PortalSettings) -> None:
     try:
         conn.execute("PRAGMA journal_mode=WAL")  # persistent: every later connection is in WAL mode
         conn.executescript(SCHEMA)
-        _upgrade(conn)
-        set_id_base(conn, settings.face)
+        _upgrade(conn, settings.system)
+        set_id_base(conn, settings.id_key)
         have = {r[0] for r in conn.execute("SELECT username FROM officers")}
         rows = []
-        for u in load_units():
+        # The national portal has no officers: they work in the provincial systems.
+        for u in load_units() if settings.system != "national" else ():
             for n in range(1, settings.officers_per_unit + 1):
                 username = f"cb{u.code}-{n}"
                 if username not in have:

@@ -9,7 +9,11 @@ import is kept. Rows are then written in one transaction (`write_rows`): a
 row whose id is already there is counted, not copied twice; a row whose code
 or ``client_ref`` belongs to another dossier is a 409 naming it, and again
 nothing is kept. Attachments keep their name, size and checksum; the file
-content stays in the legacy document store.
+content stays in the legacy document store. Into a provincial system (the
+migration of a former province's one-stop system onto HCMC's), each
+imported dossier also gets its outbox row, so the link pushes it to the
+national portal (``DongBoHoSoMC``); its channel and owner's name come along
+when the export has them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Any
 
 from ..shared.status import DossierStatus
 from ..shared.wards import units_by_code
-from .context import add_history, now_iso
+from . import outbox
+from .records import add_history, now_iso
 from .errors import BadRequest, Conflict, InvalidField, MissingField
 from .inputs import ID_NUMBER, INT64_MAX, MAX_TEXT, kind, parse_json, text, whole
 
@@ -118,6 +123,8 @@ def check_row(item: Any, i: int) -> dict[str, Any]:
                       for j, h in enumerate(_list(item, "history", where, 1000))]
     out["attachments"] = [_attachment(a, f"{where}.attachments[{j}]")
                           for j, a in enumerate(_list(item, "attachments", where, 100))]
+    out["channel"] = whole(item.get("channel") or 2, f"{where}.channel", 1, 3)
+    out["owner_name"] = text(item, "owner_name", required=False, max_len=200, where=f"{where}.owner_name")
     return out
 
 
@@ -148,9 +155,10 @@ def check_rows(body: Any) -> list[dict[str, Any]]:
     return [check_row(item, i) for i, item in enumerate(items)]
 
 
-def write_rows(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> tuple[int, int]:
+def write_rows(db: sqlite3.Connection, rows: list[dict[str, Any]], system: str = "portal") -> tuple[int, int]:
     """Write checked rows inside the caller's transaction: (imported, already there)."""
     imported = already = 0
+    columns = DOSSIER_COLUMNS if system == "portal" else (*DOSSIER_COLUMNS, "channel", "owner_name")
     for i, row in enumerate(rows):
         if db.execute("SELECT 1 FROM dossiers WHERE id = ?", (row["id"],)).fetchone():
             already += 1
@@ -159,15 +167,16 @@ def write_rows(db: sqlite3.Connection, rows: list[dict[str, Any]]) -> tuple[int,
                    (row["id_number"], now_iso()))
         citizen_id = db.execute("SELECT id FROM citizens WHERE id_number = ?", (row["id_number"],)).fetchone()[0]
         try:
-            db.execute(f"INSERT INTO dossiers (citizen_id, {', '.join(DOSSIER_COLUMNS)}) "
-                       f"VALUES (?, {', '.join('?' * len(DOSSIER_COLUMNS))})",
-                       (citizen_id, *(row[c] for c in DOSSIER_COLUMNS)))
+            db.execute(f"INSERT INTO dossiers (citizen_id, {', '.join(columns)}) "
+                       f"VALUES (?, {', '.join('?' * len(columns))})", (citizen_id, *(row[c] for c in columns)))
         except sqlite3.IntegrityError as exc:  # the code, or the citizen's client_ref, names another dossier
             field = "client_ref" if "client_ref" in str(exc) else "code"
             raise Conflict(f"{field} {row[field]!r} belongs to another dossier here", f"items[{i}].{field}") from None
         db.executemany("INSERT INTO history (dossier_id, at, status, actor, note) VALUES (?, ?, ?, ?, ?)",
                        [(row["id"], *line) for line in row["history"]])
         add_history(db, row["id"], row["status"], "migration", "chuyển từ cổng cũ")
+        if system == "provincial":
+            outbox.enqueue_dossier(db, row["id"], row["code"], row["status"], "migration", "chuyển từ hệ thống cũ")
         db.executemany("INSERT INTO attachments (dossier_id, name, filename, size, sha256, content) "
                        "VALUES (?, ?, ?, ?, ?, NULL)", [(row["id"], *a) for a in row["attachments"]])
         imported += 1

@@ -7,7 +7,9 @@ to the second agency and comes back before a decision. A step is one UPDATE
 guarded by the status it read, so two officers racing on one dossier get one
 success and one 409, never a lost step. When a citizen asks to withdraw a
 dossier (status 7, `rehearsal.portal.citizen`), the officer stops processing
-it (8, an end state: neither complete nor pending).
+it (8, an end state: neither complete nor pending). On a provincial system
+each step also writes its outbox row in the same transaction
+(`rehearsal.portal.journal`): the link pushes it to the national portal.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from ..shared.status import DossierStatus
-from .context import (add_history, agency_state, catalogue, dossier_view, fault_state, now_iso, own_dossier,
-                      require_session, settings)
+from . import journal
+from .context import agency_state, catalogue, dossier_view, fault_state, now_iso, own_dossier, require_session, settings
 from .db import get_db, transaction
 from .errors import InvalidField, MissingField, WrongState
 from .inputs import json_object, query_int, query_text, text
@@ -81,7 +83,7 @@ def _update(db: sqlite3.Connection, row: sqlite3.Row, sess: dict[str, Any], expe
                          (new, now_iso(), *fields.values(), row["id"], expected))
         if cur.rowcount == 0:  # someone else moved it since we read it
             raise WrongState("the dossier changed meanwhile; read it again", "status")
-        add_history(db, row["id"], new, f"officer:{sess['username']}", note)
+        journal.changed(db, row, new, f"officer:{sess['username']}", note)
     fresh = db.execute("SELECT * FROM dossiers WHERE id = ?", (row["id"],)).fetchone()
     return jsonify(dossier_view(fresh))
 

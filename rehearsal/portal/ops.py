@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, jsonify
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
 
 from ..shared.status import COMPLETE_SQL
 from .context import live, settings
 from .db import get_db
 from .live import PROM_BUCKETS
-from .openapi import spec
+from .openapi_systems import spec
 
 bp = Blueprint("ops", __name__)
 
@@ -32,13 +34,21 @@ def _counts() -> tuple[dict[str, int], dict[str, dict[str, int]], int]:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The API as an OpenAPI 3 document."""
-    return jsonify(spec())
+    return jsonify(spec(current_app.config.get("API", "portal")))
+
+
+def _who() -> dict[str, Any]:
+    """Which portal or system answers: its face (the single portal of old), or its system and name."""
+    cfg = settings()
+    if cfg.system == "portal":
+        return {"face": cfg.face}
+    return {"system": current_app.config.get("API", cfg.system), "name": cfg.name}
 
 
 @bp.get("/api/health")
 def health() -> Response:
-    """Liveness, and which face this is."""
-    return jsonify(ok=True, face=settings().face)
+    """Liveness, and which face or system this is."""
+    return jsonify(ok=True, **_who())
 
 
 @bp.get("/api/stats")
@@ -50,9 +60,11 @@ def stats() -> Response:
     timings = {name: {"count": t.count, "errors": t.errors, "p50_ms": t.percentile_ms(0.5),
                       "p95_ms": t.percentile_ms(0.95), "p99_ms": t.percentile_ms(0.99)}
                for name, t in sorted(view.timings.items())}
-    return jsonify(face=cfg.face, sessions_active=sum(active.values()), sessions_by_role=active,
+    extra = current_app.config.get("STATS_EXTRA")
+    return jsonify(**_who(), sessions_active=sum(active.values()), sessions_by_role=active,
                    window_s=cfg.active_window_s, dossiers_by_status=by_status, dossiers_by_unit=by_unit,
-                   dossiers_total=total, requests=timings, uptime_s=round(time.time() - view.started, 1))
+                   dossiers_total=total, requests=timings, uptime_s=round(time.time() - view.started, 1),
+                   **(extra() if extra else {}))
 
 
 @bp.get("/metrics")

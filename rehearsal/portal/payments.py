@@ -19,16 +19,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sqlite3
 
 from flask import Blueprint, Response, jsonify, redirect
 
 from ..shared.status import DossierStatus
-from .context import add_history, now_iso, own_dossier, require_session, settings
+from . import journal
+from .context import now_iso, own_dossier, require_session, settings
 from .db import get_db, transaction
 from .errors import InvalidField, NotFound, PaymentFailed, WrongState
 from .inputs import query_text, same_secret, shown
 
 bp = Blueprint("payments", __name__)
+#: The intermediary's page and its callback: every app that takes payments has them, whatever its own API.
+intermediary_bp = Blueprint("payment_intermediary", __name__)
 
 
 def _signature(payment_id: str, result: str) -> str:
@@ -42,21 +46,28 @@ def start_payment(dossier_id: int) -> Response:
     sess = require_session("citizen")
     db = get_db()
     row = own_dossier(db, sess, dossier_id)
+    payment_id = open_payment(db, row)
+    return jsonify(payment_id=payment_id, redirect_url=f"/pay/{payment_id}", amount_vnd=row["fee_vnd"])
+
+
+def open_payment(db: sqlite3.Connection, row: sqlite3.Row) -> str:
+    """The dossier's open payment, made if it has none (409 if no fee is due)."""
+    dossier_id = row["id"]
     if row["status"] != DossierStatus.FEE_DUE or row["paid"]:
         raise WrongState(f"no fee due (status {row['status']})", "status")
     with transaction(db):  # the look-up and the insert together: two racing starts open one payment
-        open_payment = db.execute("SELECT id FROM payments WHERE dossier_id = ? AND status = 'pending'",
-                                  (dossier_id,)).fetchone()
-        if open_payment is not None:
-            payment_id = open_payment["id"]
+        pending = db.execute("SELECT id FROM payments WHERE dossier_id = ? AND status = 'pending'",
+                             (dossier_id,)).fetchone()
+        if pending is not None:
+            payment_id = pending["id"]
         else:
             payment_id = secrets.token_urlsafe(12)
             db.execute("INSERT INTO payments VALUES (?, ?, ?, 'pending', ?, NULL)",
                        (payment_id, dossier_id, row["fee_vnd"], now_iso()))
-    return jsonify(payment_id=payment_id, redirect_url=f"/pay/{payment_id}", amount_vnd=row["fee_vnd"])
+    return payment_id
 
 
-@bp.get("/pay/<payment_id>")
+@intermediary_bp.get("/pay/<payment_id>")
 def intermediary(payment_id: str) -> Response:
     """The payment intermediary's page: it takes the money and sends the citizen back, signed."""
     if get_db().execute("SELECT 1 FROM payments WHERE id = ?", (payment_id,)).fetchone() is None:
@@ -66,7 +77,7 @@ def intermediary(payment_id: str) -> Response:
                     f"&signature={_signature(payment_id, result)}", code=302)
 
 
-@bp.get("/api/payments/callback")
+@intermediary_bp.get("/api/payments/callback")
 def payment_callback() -> Response:
     """The intermediary's signed answer: the dossier is charged once and moves from fee due to submitted."""
     payment_id, result = query_text("payment_id", 64), query_text("result", 32)
@@ -89,5 +100,7 @@ def payment_callback() -> Response:
         if cur.rowcount == 0:  # paid by another payment, or withdrawn: this one is never charged
             raise WrongState("the dossier is not waiting for this fee (paid already, or withdrawn)", "payment_id")
         db.execute("UPDATE payments SET status = 'paid', paid_at = ? WHERE id = ?", (now_iso(), payment_id))
-        add_history(db, pay["dossier_id"], DossierStatus.SUBMITTED, "payment", f"paid {pay['amount']} VND")
+        row = db.execute("SELECT id, code FROM dossiers WHERE id = ?", (pay["dossier_id"],)).fetchone()
+        journal.changed(db, row, DossierStatus.SUBMITTED, "payment", f"paid {pay['amount']} VND", kind="paid",
+                        payload={"MucPhi": pay["amount"], "DaThanhToan": "1"})
     return jsonify(dossier_id=pay["dossier_id"], paid=True)

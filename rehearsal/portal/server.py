@@ -28,6 +28,12 @@ header lines (431; `http.client`'s limits), a request it cannot parse (400).
 part that was too long (the longest query parameter, or ``path``), and logs
 one line instead of gevent's traceback. A client still sending a very long
 request line when the answer comes may see the connection reset instead.
+
+A provincial system may serve a second app from the same process: its
+city-style front door (`rehearsal.portal.frontdoor`), on a port of its own
+and with its own error shape (`CityErrorHandler`). Once both listen, the
+provincial system starts its link agent's supervisor
+(`rehearsal.portal.supervisor`), and stops it first when told to stop.
 """
 
 from __future__ import annotations
@@ -47,11 +53,15 @@ from urllib.parse import unquote
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..shared.heap import HeapFreezer
+from flask import Flask
+
 from .app import create_app
 from .db import close_pool
 from .errors import PortalStartError, error_body
+from .frontdoor import create_front_door_app, to_city
 from .inputs import shown
 from .settings import PortalSettings
+from .supervisor import LinkSupervisor
 
 log = logging.getLogger("rehearsal.portal")
 #: Connections the kernel may queue before the portal accepts them.
@@ -62,9 +72,10 @@ _REASONS = {400: "Bad Request", 414: "Request-URI Too Long", 431: "Request Heade
             500: "Internal Server Error"}
 
 
-def _raw_answer(status: int, body: dict[str, Any]) -> bytes:
+def _raw_answer(status: int, body: dict[str, Any], shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                ) -> bytes:
     """A whole HTTP answer (the connection closes after it), for what gevent answers before the app."""
-    data = json.dumps(body, ensure_ascii=False).encode()
+    data = json.dumps(shape(body) if shape else body, ensure_ascii=False).encode()
     return (f"HTTP/1.1 {status} {_REASONS[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(data)}\r\n\r\n").encode("ascii") + data
 
@@ -81,12 +92,15 @@ def _longest_part(request_line: str) -> str:
 class JsonErrorHandler(WSGIHandler):
     """gevent's request handler, answering the requests it refuses itself in the portal's JSON shape."""
 
+    #: How an error body is written (the portal's shape as it is; the city door's `to_city`).
+    shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()
         if isinstance(result, tuple) and result[0] == "414":
             part = _longest_part(self.requestline or "")
             return "414", _raw_answer(414, error_body("too_long", f"the request line is over 8,192 bytes ({part} is "
-                                                                  "the longest part)", part))
+                                                                  "the longest part)", part), self.shape)
         return result
 
     def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes]:
@@ -94,8 +108,9 @@ class JsonErrorHandler(WSGIHandler):
         log.warning("refused a request from %s: %s", self.client_address, shown(str(ex), 200))
         if isinstance(ex, http.client.HTTPException) or "Line too long" in str(ex):
             return "431", _raw_answer(431, error_body("headers_too_large", "more than 100 header lines, or one "
-                                                      "over 64 KiB", "headers"))
-        return "400", _raw_answer(400, error_body("bad_request", "not an HTTP request the portal can read"))
+                                                      "over 64 KiB", "headers"), self.shape)
+        return "400", _raw_answer(400, error_body("bad_request", "not an HTTP request the portal can read"),
+                                  self.shape)
 
     def _send_error_response_if_possible(self, error_code: int) -> None:
         if self.response_length:  # the answer had begun: all that can be done is to close
@@ -103,7 +118,8 @@ class JsonErrorHandler(WSGIHandler):
             return
         status = error_code if error_code in _REASONS else 500
         message = "the request body could not be read" if status == 400 else "the portal failed; see its log"
-        data = json.dumps(error_body("bad_request" if status == 400 else "internal", message)).encode()
+        body = error_body("bad_request" if status == 400 else "internal", message)
+        data = json.dumps(self.shape(body) if self.shape else body).encode()
         try:
             self.start_response(f"{status} {_REASONS[status]}", [("Content-Type", "application/json"),
                                                                   ("Connection", "close"),
@@ -130,14 +146,21 @@ class NoDelayWSGIServer(WSGIServer):
             self.open_connections -= 1
 
 
-def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0) -> NoDelayWSGIServer:
-    """A bound, not yet started server for the portal (port 0: an ephemeral port); `PortalStartError` if it cannot."""
+class CityErrorHandler(JsonErrorHandler):
+    """The same, answering in the city portal's shape (its front door's refusals)."""
+
+    shape = staticmethod(to_city)
+
+
+def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0, *,
+                front_door: bool = False) -> NoDelayWSGIServer:
+    """A bound, not yet started server for the system (or its front door); `PortalStartError` if it cannot."""
     try:
-        app = create_app(settings)
+        app = create_front_door_app(settings) if front_door else create_app(settings)
     except (OSError, sqlite3.Error) as exc:
         raise PortalStartError(f"cannot open the database {settings.db_path}: {exc}") from None
     server = NoDelayWSGIServer((host, port), app, log=None, error_log=log, backlog=BACKLOG,
-                               handler_class=JsonErrorHandler)
+                               handler_class=CityErrorHandler if front_door else JsonErrorHandler)
     try:
         server.init_socket()
     except OSError as exc:
@@ -146,25 +169,47 @@ def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0
     return server
 
 
+def _write_port(port_file: Path | None, port: int) -> None:
+    if port_file is not None:
+        tmp = Path(port_file).with_suffix(".tmp")
+        tmp.write_text(str(port))
+        tmp.replace(port_file)  # atomically: a reader never sees a half-written port
+
+
 def serve(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0,
-          ready: Callable[[int], None] | None = None, port_file: Path | None = None) -> None:
-    """Serve until SIGTERM or SIGINT; tell `ready` (and `port_file`) the bound port."""
+          ready: Callable[[int], None] | None = None, port_file: Path | None = None, *,
+          front_door_port: int | None = None, front_door_port_file: Path | None = None,
+          front_door_ready: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; tell `ready` (and `port_file`) the bound port, and the front door's likewise."""
     import gevent
 
     server = make_server(settings, host, port)
-    bound = server.server_port
-    server.start()
-    freezer = HeapFreezer(lambda: server.open_connections, what="connections").start()
-    if port_file is not None:
-        tmp = Path(port_file).with_suffix(".tmp")
-        tmp.write_text(str(bound))
-        tmp.replace(port_file)  # atomically: a reader never sees a half-written port
+    door = make_server(settings, host, front_door_port, front_door=True) if front_door_port is not None else None
+    servers = [s for s in (server, door) if s is not None]
+    for s in servers:
+        s.start()
+    freezer = HeapFreezer(lambda: sum(s.open_connections for s in servers), what="connections").start()
+    supervisor: LinkSupervisor | None = _app(server).config.get("LINK")
+    if supervisor is not None:
+        supervisor.watch()
+    if door is not None:
+        _write_port(front_door_port_file, door.server_port)
+        if front_door_ready is not None:
+            front_door_ready(door.server_port)
+    _write_port(port_file, server.server_port)  # last: whoever waits on it finds everything listening
     if ready is not None:
-        ready(bound)
+        ready(server.server_port)
     stopping = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
     stopping.wait()
+    if supervisor is not None:
+        supervisor.stop()
     freezer.stop()  # unfreezes too: see the module's docstring, a clean stop leaves a clean log
-    server.stop(timeout=5)  # stop accepting, let requests in flight finish
-    close_pool(server.application)
+    for s in servers:
+        s.stop(timeout=5)  # stop accepting, let requests in flight finish
+        close_pool(_app(s))
+
+
+def _app(server: NoDelayWSGIServer) -> Flask:
+    return server.application  # type: ignore[return-value]

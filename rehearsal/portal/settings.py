@@ -1,9 +1,16 @@
 """Settings of the reference portal (one frozen object, passed to the app factory).
 
+Which system the process is: the single reference portal of old
+(``system="portal"``: citizens and officers in one app, its ``face``
+national or legacy), the national portal (``system="national"``) or a
+provincial one-stop system (``system="provincial"``, ``name`` hcmc, brvt or
+binh-duong; with a `LinkSettings` when it supervises its link agent).
+
 Secrets (the officers' password, the admin token, the payment intermediary's
-signing key) come from environment variables named on the command line
-(`rehearsal.portal.cli`), never from a file or an argument's value, and are
-left out of the object's repr so a log line or a traceback cannot carry them.
+signing key, the link's and the city portal's passwords) come from
+environment variables named on the command line (`rehearsal.portal.cli`),
+never from a file or an argument's value, and are left out of the object's
+repr so a log line or a traceback cannot carry them.
 """
 
 from __future__ import annotations
@@ -11,6 +18,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .link.settings import LinkSettings
+
+#: The systems a process can be, and the names a provincial system may have.
+SYSTEMS = ("portal", "national", "provincial")
+PROVINCIAL_NAMES = ("hcmc", "brvt", "binh-duong")
 
 
 @dataclass(frozen=True)
@@ -49,3 +62,20 @@ class PortalSettings:
     """In WAL mode NORMAL survives a crash of the process (what we test); FULL also survives power loss."""
     payment_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     """HMAC key the simulated payment intermediary signs its callbacks with: random per start unless given."""
+    system: str = "portal"
+    """``portal`` (the single portal of old, both roles), ``national`` or ``provincial``."""
+    name: str = "national"
+    """The system's name: ``national``, or a provincial system's ``hcmc``, ``brvt``, ``binh-duong``."""
+    link_password: str = field(default="rehearsal", repr=False)
+    """National: the password of the integration accounts (``POST /api/dvcqg/auth``)."""
+    integration_accounts: tuple[tuple[str, str], ...] = (("hcmc", "000.00.00.H29"),)
+    """National: (account, madonvi) pairs the integration API signs in (one per provincial system)."""
+    city_password: str = field(default="rehearsal", repr=False)
+    """Provincial: the password every citizen account of its city-style front door takes (made at first sign-in)."""
+    link: LinkSettings | None = None
+    """Provincial: how to start and supervise its link agent (None: no link, as for brvt and binh-duong)."""
+
+    @property
+    def id_key(self) -> str:
+        """Which range of dossier ids this database numbers from (`rehearsal.portal.db.ID_BASE`)."""
+        return self.face if self.system == "portal" else self.name

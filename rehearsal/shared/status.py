@@ -5,7 +5,10 @@ Service Portal (DESIGN.md, "Words"); the reference portal stores them, the
 users read them, reconciliation and the report count them. A dossier is
 **complete** when its result is returned (10) or it was refused at intake
 (3: the citizen gets a refusal notice); the harness's ledger names the event
-that makes it so (``returned``, ``refused_intake``).
+that makes it so (``returned``, ``refused_intake``). A dossier whose citizen
+asked to withdraw it (7, ``withdrawal_asked``) and that an officer then
+stopped (8, ``stopped``) is **withdrawn**: ended, neither complete nor
+pending, it leaves the completion rate's count (`completion_rate`).
 """
 
 from __future__ import annotations
@@ -74,10 +77,28 @@ STATUS_AFTER: dict[str, DossierStatus] = {
     "supplement_requested": DossierStatus.SUPPLEMENT_REQUESTED, "supplemented": DossierStatus.PROCESSING,
     "transferred": DossierStatus.PROCESSING, "taken_back": DossierStatus.PROCESSING,
     "decided": DossierStatus.DONE, "returned": DossierStatus.RETURNED,
+    "withdrawal_asked": DossierStatus.WITHDRAWAL_ASKED, "stopped": DossierStatus.STOPPED,
 }
 #: Ledger event kinds after which a dossier is complete.
 COMPLETE_KINDS: tuple[str, ...] = tuple(k for k, s in STATUS_AFTER.items() if s in COMPLETE)
+#: Ledger event kinds after which a dossier is withdrawn: stopped (8) at its citizen's request.
+WITHDRAWN_KINDS: tuple[str, ...] = tuple(k for k, s in STATUS_AFTER.items() if s == DossierStatus.STOPPED)
+#: The statuses a citizen may ask to withdraw from: every one before the dossier is decided or refused.
+WITHDRAWABLE: frozenset[DossierStatus] = frozenset({
+    DossierStatus.SUBMITTED, DossierStatus.RECEIVED, DossierStatus.PROCESSING, DossierStatus.SUPPLEMENT_REQUESTED,
+    DossierStatus.FEE_DUE})
 
 #: How far along the lifecycle each status is: a portal showing a dossier at a lower rank than the
-#: last event the harness saw is inconsistent. Statuses on the same rank are alternatives.
-RANK: dict[int, int] = {6: 0, 1: 1, 2: 2, 4: 3, 5: 3, 7: 3, 8: 3, 9: 4, 3: 5, 10: 5}
+#: last event the harness saw is inconsistent. Statuses on the same rank are alternatives: stopped (8)
+#: follows the withdrawal asked (7) as decided (9) follows processing, so a portal showing 7 after the
+#: harness saw the stop is behind.
+RANK: dict[int, int] = {6: 0, 1: 1, 2: 2, 4: 3, 5: 3, 7: 3, 8: 4, 9: 4, 3: 5, 10: 5}
+
+
+def completion_rate(complete: int, submitted: int, withdrawn: int = 0) -> float | None:
+    """complete ÷ (submitted − withdrawn): a dossier stopped at its citizen's request leaves the count.
+
+    None when nothing is left to complete (nothing filed, or every dossier withdrawn).
+    """
+    counted = submitted - withdrawn
+    return complete / counted if counted > 0 else None
