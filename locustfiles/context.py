@@ -43,6 +43,9 @@ class RunContext:
     started_at: float = 0.0
     #: The portal users talk to now; a cutover moves it (see `moved_to`).
     portal_url: str = ""
+    #: Checks an address a portal says it moved to (`locustfiles.fence.Fence.follow`, set by the
+    #: locustfile): its normalised form, or None when the allowed list refuses it and users stay.
+    follow: Any = None
     #: Open model: arrivals waiting for an idle citizen (set at test_start).
     arrivals: Any = None
     #: Freezes the heap as users grow (`rehearsal.shared.heap.HeapFreezer`), set at test_start.
@@ -96,10 +99,11 @@ class RunContext:
     def moved_to(self, url: str) -> bool:
         """The portal said it has moved: from now on every user of this process goes there.
 
-        True the first time (this process learnt it now), False if it already knew.
+        True the first time (this process learnt it now); False if it already knew, or if the allowed
+        list refuses the address (`follow`): then users stay where they are.
         """
-        url = url.rstrip("/")
-        if url == self.portal_url:
+        url = self.follow(url) if self.follow is not None else url.rstrip("/")
+        if url is None or url == self.portal_url:
             return False
         self.portal_url = url
         return True

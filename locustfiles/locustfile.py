@@ -13,6 +13,9 @@ then the shape ends the test by itself. A ``ramp`` replaces "start them all
 and hold" with steps; an ``arrival_rate`` starts a pool of citizens who each
 wait for the next arrival (the open model, `_arrivals`). Faults and the
 cutover are played by `locustfiles.timeline` in the master (or local) process.
+Before anything else every process checks where its users will send
+requests against the allowed list (`locustfiles.fence`): a host that is not
+on it ends the process with one line and exit code 2, before any request.
 """
 
 from __future__ import annotations
@@ -34,12 +37,15 @@ from locust.runners import MasterRunner, WorkerRunner
 from locustfiles.abort import GateWatch
 from locustfiles.citizens import CitizenUser
 from locustfiles.context import RunContext
+from locustfiles.fence import Fence, refuse
+from locustfiles.fence import install as install_fence
 from locustfiles.latency import LatencyRecorder
 from locustfiles.officers import OfficerUser
 from locustfiles.telemetry import Telemetry
 from locustfiles.slots import SlotBroker
 from locustfiles.timeline import Timeline
 from locustfiles.webui import install as install_web_ui
+from rehearsal.errors import RehearsalError
 from rehearsal.shared.catalogue import load_catalogue
 from rehearsal.shared.heap import HeapFreezer
 from rehearsal.plan import load_plan
@@ -61,6 +67,9 @@ def _add_arguments(parser: Any) -> None:
                        help="for a stage with a cutover: the national portal (--host is the legacy one)")
     group.add_argument("--admin-token-env", default="REHEARSAL_ADMIN_TOKEN",
                        help="environment variable holding the portal's admin token (if it has one)")
+    group.add_argument("--confirm-target", default="", metavar="HOST[,HOST]",
+                       help="confirm hosts on allowed_hosts that are not loopback: exactly the hosts of --host "
+                            "and --national-url (locustfiles.fence)")
 
 
 @events.init.add_listener
@@ -68,13 +77,22 @@ def _on_init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is None or environment.runner is None:
         return  # imported as a library, not run
-    plan = load_plan(options.plan, time_scale=options.time_scale or None)
-    stage = plan.stage(options.stage) if options.stage else plan.stages[0]
+    # Before anything else, in every process: where users will send requests is on the allowed list.
+    environment.rehearsal_fence = fence = Fence(environment)  # type: ignore[attr-defined]
+    host = fence.admit(environment.host, what="--host") if environment.host else ""
+    national_url = fence.admit(options.national_url, what="--national-url") if options.national_url else ""
+    install_fence(fence)
+    try:
+        plan = load_plan(options.plan, time_scale=options.time_scale or None)
+        stage = plan.stage(options.stage) if options.stage else plan.stages[0]
+    except RehearsalError as exc:
+        refuse(str(exc))
     run_dir = Path(options.run_dir) if options.run_dir else None
     ctx = RunContext(plan=plan, stage=stage, catalogue=load_catalogue(), time_scale=plan.time_scale)
     ctx.telemetry = telemetry = Telemetry(environment, stage=stage.name, run_dir=run_dir,
-                                          portal_url=environment.host, count_sessions=ctx.active_sessions)
-    ctx.portal_url = (environment.host or "").rstrip("/")
+                                          portal_url=host or None, count_sessions=ctx.active_sessions)
+    ctx.portal_url = host
+    ctx.follow = fence.follow
     ctx.latency = LatencyRecorder(environment, stage_dir=run_dir / "stages" / stage.name if run_dir else None,
                                   time_scale=plan.time_scale)
     ctx.slots = SlotBroker(environment, len(stage.units) * stage.officers.per_unit)
@@ -85,7 +103,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         install_web_ui(environment, ctx)
         environment.rehearsal_timeline = Timeline(  # type: ignore[attr-defined]
-            stage, time_scale=plan.time_scale, portal_url=ctx.portal_url, national_url=options.national_url,
+            stage, time_scale=plan.time_scale, portal_url=ctx.portal_url, national_url=national_url,
             stage_dir=run_dir / "stages" / stage.name if run_dir else None,
             admin_token=os.environ.get(options.admin_token_env) or None)
         environment.rehearsal_timeline.on_switch = lambda url: setattr(telemetry, "portal_url", url)
@@ -131,7 +149,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         # The variable's name is the master's too: a remote worker reads the one the run's target names.
         ctx.officer_password = os.environ.get(environment.parsed_options.officer_password_env, "rehearsal")
         if not ctx.portal_url and environment.host:  # a worker started without --host learns it from the master
-            ctx.portal_url = environment.host.rstrip("/")
+            ctx.portal_url = environment.rehearsal_fence.admit(environment.host, what="the master's host")
             ctx.telemetry.portal_url = ctx.portal_url
         ctx.telemetry.start()
         ctx.latency.start(ctx.started_at)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, start_portal, stop_portal
+from conftest import free_port, start_portal, stop_portal, wait_for_filing
 
 from rehearsal.cli import main
 from rehearsal.results.ledger import read_events
@@ -71,7 +71,7 @@ def test_a_portal_killed_and_restarted_mid_run_loses_nothing(tmp_path: Path) -> 
                             "local", "--target-url", f"http://127.0.0.1:{port}", "--reports-dir", str(reports)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        time.sleep(12)
+        wait_for_filing(reports, "safe", 5, run)  # mid-stage: citizens are filing
         os.kill(portal.proc.pid, signal.SIGKILL)  # no goodbye: whatever was committed is in the WAL
         portal.proc.wait(10)
         time.sleep(5)

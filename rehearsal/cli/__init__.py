@@ -5,20 +5,39 @@ kept beside its command function in this package's module for its job
 (`running`: validate, run, demo, worker; `judging`: gate, baseline, compare;
 `viewing`: report, dashboard; `info`: wards, portal). Each command parses its
 arguments and calls library functions. Every `RehearsalError` becomes one
-line on stderr and exit code 2 (the traceback only with ``--debug``); the
-codes are `common.ExitCode`: 0 done / GO, 1 NO-GO, 2 bad input or harness error.
+line on stderr and exit code 2 (the traceback only with ``--debug``), and so
+does anything else that escapes a command (a file that cannot be read or
+written, a harness bug): no traceback for a user's action. The codes are
+`common.ExitCode`: 0 done / GO, 1 NO-GO, 2 bad input or harness error.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
-from ..errors import RehearsalError
-from ..shared.catalogue import CatalogueError
-from . import info, judging, running, viewing
-from .common import ExitCode, Parser
+
+def _interrupted_while_starting(signum: int, frame: Any) -> None:
+    print("rehearse: interrupted", file=sys.stderr)
+    raise SystemExit(2)
+
+
+# Ctrl-C while the commands below are imported (a fifth of a second) is one line too, not an import
+# traceback; Python's own handler is back once they are (signals can be set from the main thread only).
+_STARTING = threading.current_thread() is threading.main_thread()
+_handler = signal.signal(signal.SIGINT, _interrupted_while_starting) if _STARTING else None
+
+from ..errors import RehearsalError  # noqa: E402
+from ..shared.catalogue import CatalogueError  # noqa: E402
+from . import info, judging, running, viewing  # noqa: E402
+from .common import ExitCode, Parser  # noqa: E402
+
+if _STARTING:
+    signal.signal(signal.SIGINT, _handler if _handler is not None else signal.default_int_handler)
 
 #: Every sub-command of ``rehearse``, in the order ``--help`` lists them.
 COMMANDS = (
@@ -48,7 +67,11 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("rehearse: interrupted", file=sys.stderr)
+        return ExitCode.ERROR
     try:
         return int(args.func(args))
     except (RehearsalError, CatalogueError) as exc:
@@ -64,3 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # /dev/null so that Python's own flush at exit does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.GO
+    except OSError as exc:  # a file or directory the user named that cannot be read or written
+        if args.debug:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"rehearse: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return ExitCode.ERROR
+    except Exception as exc:  # noqa: BLE001 (no traceback for a user's action: DESIGN.md, exit codes)
+        if args.debug:
+            raise
+        print(f"rehearse: error: {type(exc).__name__}: {exc} (a harness bug: rerun with --debug for the traceback, "
+              f"and report it)", file=sys.stderr)
+        return ExitCode.ERROR

@@ -1,4 +1,4 @@
-"""What every command shares: the one-line argument errors, the exit codes, the gate lines."""
+"""What every command shares: the one-line argument errors, the exit codes, the port type, the gate lines."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ class ExitCode(enum.IntEnum):
 def exit_for(verdict: str) -> ExitCode:
     """GO → 0, NO-GO → 1, anything else (INCOMPLETE) → 2."""
     return {"GO": ExitCode.GO, "NO-GO": ExitCode.NO_GO}.get(verdict, ExitCode.ERROR)
+
+
+def tcp_port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535 (one line, not a traceback, for -1 or 99999)."""
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535; found {text!r}")
+    return int(text)
 
 
 class Parser(argparse.ArgumentParser):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import TargetError
-from .common import ExitCode
+from .common import ExitCode, tcp_port
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -20,10 +20,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve the live view of a run directory until Ctrl-C."""
     from ..report.live import make_server
+    from ..results.summary import read_summary_file
     from ..shared.net import is_loopback
 
     if not is_loopback(args.host) and not args.allow_remote:
         raise TargetError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")
+    run_dir = Path(args.run_dir)
+    # A run starts its directory with scenario.yaml and summary.json: a broken summary, or neither file, is
+    # refused; a directory with only the scenario so far is a run starting, which the live view waits for.
+    if (run_dir / "summary.json").exists() or not (run_dir / "scenario.yaml").exists():
+        read_summary_file(run_dir)
     try:
         server = make_server(Path(args.run_dir), args.host, args.port, args.lang)
     except OSError as exc:
@@ -50,7 +56,7 @@ def add_dashboard(sub: argparse._SubParsersAction) -> None:
                        description="Serve an auto-refreshing page with the headline KPIs and the 168 units, "
                                    "read from the run directory every 3 s; works during the run and after it.")
     p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-demo")
-    p.add_argument("--port", type=int, default=8090, help="port (0: any free port)")
+    p.add_argument("--port", type=tcp_port, default=8090, help="port (0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback unless --allow-remote)")
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback address")
     p.add_argument("--lang", choices=("vi", "en"), default="vi")

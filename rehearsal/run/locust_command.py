@@ -57,6 +57,8 @@ class LocustCommand:
             cmd += ["--run-dir", str(self.run_dir)]
         if self.national_url:
             cmd += ["--national-url", self.national_url]
+        if self.target is not None and self.target.confirmed:  # the locustfile checks the hosts again
+            cmd += ["--confirm-target", ",".join(self.target.confirmed)]
         # Secrets travel by the *names* of environment variables, never as values on a command line.
         if self.target is not None and self.target.officer_password_env:
             cmd += ["--officer-password-env", self.target.officer_password_env]

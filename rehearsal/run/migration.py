@@ -2,6 +2,8 @@
 
 Plain `urllib` (no gevent of its own): used by the Locust master's timeline
 (where gevent has patched it) and by tools/cutover_nginx.py (where it has not).
+`base` is a normalised base URL (`rehearsal.shared.net.parse_base_url`), already
+checked against the allowed list; no redirect is followed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import urllib.request
 from typing import Any
 
+from ..shared.net import urlopen
 from ..shared.status import ENDED
 
 
@@ -21,7 +24,7 @@ def admin_call(base: str, method: str, path: str, body: Any = None, *, token: st
         headers["X-Admin-Token"] = token
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base.rstrip("/") + path, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=timeout) as r:
+    with urlopen(req, timeout=timeout) as r:  # no redirect followed: the admin token stays with `base`
         return json.loads(r.read())
 
 

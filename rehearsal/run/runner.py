@@ -29,7 +29,7 @@ from ..results.reconcile import Reconciliation, fetch_portal_dossiers, reconcile
 from ..results.summary import judge_stage, run_gate_data, run_verdict, stage_summary, write_summary
 from .portals import PortalProcess
 from .stage import Progress, print_progress, run_stage
-from .targets import Target
+from .targets import Target, reach_portals
 
 
 def _utc(ts: float) -> str:
@@ -140,8 +140,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                                                 face="legacy"))
                 legacy_url = portals[1].start()
         else:
-            url = national_url or str(target.url)
-            legacy_url = str(target.url) if national_url else None
+            url, legacy_url = reach_portals(target, national_url)  # allowed, normalised, answering; else TargetError
         # Before the cutover the city portal takes the load; after it, the national one.
         on_legacy = legacy_url is not None and any(s.cutover for s in stages)
         for stage in stages:

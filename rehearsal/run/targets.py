@@ -3,23 +3,35 @@
 `config/targets.yaml` names the targets. ``reference`` is the embedded
 reference portal the harness starts itself on loopback. Any other target has
 a ``url`` whose host must be in ``allowed_hosts`` (loopback only by default);
-a host that is not loopback also needs the user's explicit confirmation.
-The check runs before any request is sent.
+a host that is not loopback must also be confirmed by name
+(``--confirm-target HOST``, exactly the URL's host: a typo in the URL cannot
+then be confirmed by habit). URLs are read by the one strict parser
+(`rehearsal.shared.net.parse_base_url`) and handed on normalised. The check
+runs before any request is sent: here for the command line and the runner,
+and again in every Locust process (`AllowedHosts`, used by the locustfile
+for ``--host``, the national portal and a cutover's ``X-Portal-Moved``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+import urllib.error
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
 from .. import CONFIG_DIR
 from ..errors import TargetError
-from ..shared.net import is_loopback
+from ..shared.net import UrlError, host_key, is_loopback, parse_base_url, urlopen
+
+__all__ = ["AllowedHosts", "Target", "check_url", "is_loopback", "load_allowed_hosts", "load_targets",
+           "reach_portals", "resolve_target"]
 
 DEFAULT_PATH = CONFIG_DIR / "targets.yaml"
+#: How long a run waits for a target (not the embedded portal) to answer before it gives up.
+ANSWER_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -30,53 +42,140 @@ class Target:
     embedded: bool
     """True for the reference portal the harness starts itself."""
     url: str | None = None
+    """Normalised (`rehearsal.shared.net.BaseUrl`) once `resolve_target` has checked it."""
     officer_password_env: str | None = None
     """Environment variable holding the officers' password (never the password itself)."""
     admin_token_env: str | None = None
+    national_url: str | None = None
+    """For a cutover on real portals (``--national-url``): the portal it moves to, checked like `url`."""
+    confirmed: tuple[str, ...] = ()
+    """The hosts the user confirmed (``--confirm-target``), passed on to the Locust processes."""
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """The allowed list of a targets file, with the hosts the user confirmed: where load may go."""
+
+    hosts: tuple[str, ...]
+    confirmed: tuple[str, ...] = ()
+    source: Path = DEFAULT_PATH
+
+    def permits(self, host: str) -> bool:
+        """Whether requests may go to `host`: on the list, and loopback or confirmed."""
+        key = host_key(host)
+        return key in {host_key(h) for h in self.hosts} and (is_loopback(key) or key in self.confirmed)
+
+    def check(self, url: str, *, what: str = "target URL") -> str:
+        """`url` normalised, or `TargetError` (one line naming `what`) if load may not go there."""
+        try:
+            base = parse_base_url(url)
+        except UrlError as exc:
+            raise TargetError(f"{what} {url!r}: {exc}; refusing it") from None
+        if host_key(base.host) not in {host_key(h) for h in self.hosts}:
+            raise TargetError(f"target host {base.host!r} ({what}) is not in allowed_hosts of {self.source.name} "
+                              f"(allowed: {', '.join(self.hosts)}); refusing to send load")
+        if not self.permits(base.host):
+            raise TargetError(f"target host {base.host!r} ({what}) is not loopback: confirm it with "
+                              f"--confirm-target {base.host} to send load to it")
+        return str(base)
+
+
+def _read(path: Path) -> dict:  # type: ignore[type-arg]
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise TargetError(f"{path}: cannot read the targets file: {exc}") from None
+    if not isinstance(doc, dict):
+        raise TargetError(f"{path}: expected a mapping with allowed_hosts and targets")
+    return doc
 
 
 def load_targets(path: Path = DEFAULT_PATH) -> tuple[dict[str, Target], tuple[str, ...]]:
     """The targets of `path` and its allowed hosts."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise TargetError(f"{path}: cannot read the targets file: {exc}") from None
-    allowed = tuple(str(h) for h in doc.get("allowed_hosts", ()))
+    doc = _read(path)
+    allowed = tuple(str(h) for h in doc.get("allowed_hosts") or ())
     targets = {}
     for name, raw in (doc.get("targets") or {}).items():
-        raw = raw or {}
-        targets[name] = Target(name=name, embedded=bool(raw.get("embedded", False)), url=raw.get("url"),
-                               officer_password_env=raw.get("officer_password_env"),
-                               admin_token_env=raw.get("admin_token_env"))
+        raw = raw if isinstance(raw, dict) else {}
+        targets[str(name)] = Target(name=str(name), embedded=bool(raw.get("embedded", False)), url=raw.get("url"),
+                                    officer_password_env=raw.get("officer_password_env"),
+                                    admin_token_env=raw.get("admin_token_env"))
     return targets, allowed
 
 
-def check_url(url: str, allowed: tuple[str, ...], *, confirmed: bool = False) -> None:
-    """Refuse a URL whose host is not allowed (TargetError), before any request."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        raise TargetError(f"target URL {url!r}: expected http(s)://host[:port]")
-    if host not in {h.lower().strip("[]") for h in allowed}:
-        raise TargetError(f"target host {host!r} is not in allowed_hosts of {DEFAULT_PATH.name} "
-                          f"(allowed: {', '.join(allowed)}); refusing to send load")
-    if not is_loopback(host) and not confirmed:
-        raise TargetError(f"target host {host!r} is not loopback: pass --confirm-target to send load to it")
+def load_allowed_hosts(confirmed: Iterable[str] = (), path: Path = DEFAULT_PATH) -> AllowedHosts:
+    """The allowed list of `path`, with these confirmed hosts."""
+    return AllowedHosts(load_targets(path)[1], tuple(host_key(c) for c in confirmed if c.strip()), Path(path))
 
 
-def resolve_target(name: str, *, url: str | None = None, confirmed: bool = False,
-                   path: Path = DEFAULT_PATH) -> Target:
-    """The named target, checked against the allowed hosts; `url` overrides its URL."""
-    targets, allowed = load_targets(path)
+def check_url(url: str, allowed: tuple[str, ...], *, confirmed: Iterable[str] = ()) -> str:
+    """`url` normalised if its host is allowed (and confirmed when not loopback); `TargetError` otherwise."""
+    return AllowedHosts(tuple(allowed), tuple(host_key(c) for c in confirmed)).check(url)
+
+
+def resolve_target(name: str, *, url: str | None = None, national_url: str | None = None,
+                   confirmed: Iterable[str] = (), path: Path = DEFAULT_PATH) -> Target:
+    """The named target, checked against the allowed hosts; `url` overrides its URL.
+
+    `national_url` (a cutover's national portal) is checked the same way; a
+    confirmed host that is neither is refused too (a confirmation must name
+    what it confirms).
+    """
+    targets, _ = load_targets(path)
     if name not in targets:
         raise TargetError(f"unknown target {name!r} (expected one of: {', '.join(sorted(targets))}; "
                           f"see {path})")
+    gate = load_allowed_hosts(confirmed, path)
     target = targets[name]
-    if url:
-        target = Target(name=name, embedded=False, url=url, officer_password_env=target.officer_password_env,
-                        admin_token_env=target.admin_token_env)
+    if url is not None:  # given, even empty: then it is checked (and refused), never silently ignored
+        target = replace(target, embedded=False, url=url)
+    if national_url is not None and target.embedded:
+        raise TargetError("--national-url is for a real target: on the embedded one the harness starts "
+                          "both portals itself")
+    hosts: set[str] = set()
     if not target.embedded:
-        if not target.url:
+        if target.url is None:
             raise TargetError(f"target {name!r} has no url in {path}")
-        check_url(target.url, allowed, confirmed=confirmed)
-    return target
+        target = replace(target, url=gate.check(str(target.url)))
+        if national_url is not None:
+            target = replace(target, national_url=gate.check(national_url, what="--national-url"))
+        hosts = {parse_base_url(u).host for u in (target.url, target.national_url) if u}
+    for host in gate.confirmed:
+        if host not in hosts:
+            where = f"its hosts: {', '.join(sorted(hosts))}" if hosts else "the embedded portal needs none"
+            raise TargetError(f"--confirm-target {host!r} confirms no host of this run ({where})")
+    return replace(target, confirmed=gate.confirmed)
+
+
+def await_answer(url: str, *, wait_s: float = ANSWER_WAIT_S) -> None:
+    """Wait until the portal at `url` answers at all (any HTTP status); `TargetError` if it never does."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urlopen(url + "/api/health", timeout=max(0.5, min(5.0, deadline - time.monotonic()))):
+                return
+        except urllib.error.HTTPError:
+            return  # an error status is an answer: the portal is there
+        except OSError as exc:
+            reason = getattr(exc, "reason", exc)
+            why = getattr(reason, "strerror", None) or str(reason)
+        if time.monotonic() >= deadline:
+            raise TargetError(f"the target never answered: {url} ({why} for {wait_s:.0f} s; is the portal "
+                              f"running? check --target-url), so nothing was rehearsed")
+        time.sleep(0.5)
+
+
+def reach_portals(target: Target, national_url: str | None = None) -> tuple[str, str | None]:
+    """The portals a run on a real target talks to, (national or only, legacy), checked and answering.
+
+    Checked again here (the runner may be called from Python, not only from
+    the command line) and waited for: a target that never answers ends the
+    run before any load with one line (`await_answer`).
+    """
+    gate = load_allowed_hosts(target.confirmed)
+    legacy = gate.check(str(target.url))
+    national = gate.check(national_url, what="--national-url") if national_url else None
+    for url in (legacy, national):
+        if url:
+            await_answer(url)
+    return (national, legacy) if national else (legacy, None)

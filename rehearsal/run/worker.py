@@ -26,20 +26,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from ..errors import TargetError
 from ..plan import Plan
+from ..shared.net import UrlError, parse_address
 from .locust_command import LocustCommand
 from .processes import die_with_parent
 
 
 def parse_master(text: str) -> tuple[str, int]:
-    """``HOST[:PORT]`` as (host, port); the port defaults to Locust's 5557."""
-    parts = urlsplit(f"//{text}")
-    if not parts.hostname:
-        raise TargetError(f"--master: expected HOST[:PORT]; found {text!r}")
-    return parts.hostname, parts.port or 5557
+    """``HOST[:PORT]`` as (host, port), read like every address (`parse_address`); the port defaults to 5557."""
+    try:
+        return parse_address(text, default_port=5557)
+    except UrlError as exc:
+        raise TargetError(f"--master {text!r}: {exc} (expected HOST[:PORT] like 10.0.0.5:5557)") from None
 
 
 def stage_names(plan: Plan, only: Sequence[str] = (), start_from: str | None = None) -> list[str]:
