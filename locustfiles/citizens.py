@@ -4,11 +4,16 @@ A citizen user is one person's visit: sign in, browse or search the
 catalogue, open a procedure's form, fill it, attach the documents, submit,
 pay the fee through the payment intermediary, then come back now and then to
 follow the dossier (answering a supplement request when there is one) until
-the result is returned. Then they sign out, and the same Locust user comes
-back as the next citizen, as long as the stage's filing window is open.
+it ends: the result returned, or processing stopped. Then they sign out, and
+the same Locust user comes back as the next citizen, as long as the stage's
+filing window is open.
 
 Most citizens file at their own unit; a share (``other_unit_share``) file
-elsewhere, which the one-stop rules (Decree 118/2025) allow.
+elsewhere, which the one-stop rules (Decree 118/2025) allow. A share
+(``withdraw_share``) change their mind: right after filing (before paying)
+or at one of their first checks, they ask to withdraw the dossier (status 7)
+and follow it until an officer stops it (8). One who asks after the decision
+is told no (409) and follows the dossier to its result like everyone else.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from locust import task
 from locust.exception import RescheduleTask
 from urllib3 import encode_multipart_formdata
 
-from rehearsal.shared.status import COMPLETE, DossierStatus
+from rehearsal.shared.status import COMPLETE, ENDED, WITHDRAWABLE, DossierStatus
 
 from locustfiles.common import PortalUser
 
@@ -76,10 +81,16 @@ class CitizenUser(PortalUser):
         dossier = self.submit(procedure.code, unit, form_spec)
         if dossier is None:
             return
-        if dossier.get("payment_required"):
+        # Whether this citizen will ask to withdraw, and after how many checks (0: before paying).
+        withdraw_after = self.rng.randint(0, 2) if self.rng.random() < load.withdraw_share else None
+        asked = False
+        if withdraw_after == 0:
+            self.think(think.low_s / 3, think.high_s / 3)
+            asked = self.withdraw(dossier["id"])
+        if not asked and dossier.get("payment_required"):
             self.think(think.low_s / 3, think.high_s / 3)
             self.pay(dossier)
-        self.follow(dossier)
+        self.follow(dossier, withdraw_after)
         self.sign_out()
 
     def sign_in(self) -> None:
@@ -137,18 +148,27 @@ class CitizenUser(PortalUser):
         if status == 200 and isinstance(answer, dict) and answer.get("paid"):
             self.ctx.telemetry.emit("paid", id=dossier["id"], unit=None)
 
-    def follow(self, dossier: dict[str, Any]) -> None:
-        """Come back every so often until the result is returned."""
+    def follow(self, dossier: dict[str, Any], withdraw_after: int | None = None) -> None:
+        """Come back every so often until the dossier ends (ENDED: complete, or stopped after a withdrawal).
+
+        With `withdraw_after`, ask to withdraw it at that check if it is still open.
+        """
         load = self.ctx.stage.citizens
-        supplements = 0
+        supplements = checks = 0
         while True:
             gevent.sleep(self.rng.uniform(0.5, 1.5) * load.follow_interval_s / self.ctx.time_scale)
             status, body = self.call("GET", f"/api/dossiers/{dossier['id']}", name="/api/dossiers/[id]")
             if status != 200 or not isinstance(body, dict):
                 continue
-            if body.get("status") in COMPLETE:
-                self.ctx.telemetry.emit("seen_complete", id=dossier["id"], status=body["status"])
+            checks += 1
+            if body.get("status") in ENDED:
+                seen = "seen_complete" if body["status"] in COMPLETE else "seen_stopped"
+                self.ctx.telemetry.emit(seen, id=dossier["id"], status=body["status"])
                 return
+            if checks == withdraw_after and body.get("status") in WITHDRAWABLE:
+                self.think(load.think_time.low_s / 3, load.think_time.high_s / 3)
+                self.withdraw(dossier["id"])
+                continue
             if body.get("status") == DossierStatus.SUPPLEMENT_REQUESTED and supplements < 3:
                 supplements += 1
                 self.think(load.think_time.low_s, load.think_time.high_s)
@@ -163,6 +183,17 @@ class CitizenUser(PortalUser):
                               headers={"Content-Type": content_type}, expect=(409,))
         if status in (200, 201):
             self.ctx.telemetry.emit("supplemented", id=dossier_id)
+
+    def withdraw(self, dossier_id: int) -> bool:
+        """Ask to withdraw the dossier (→ 7); 409 if it was decided meanwhile: then it runs to its result."""
+        status, body = self.call("POST", f"/api/dossiers/{dossier_id}/withdraw",
+                                 name="/api/dossiers/[id]/withdraw", json={"reason": "Công dân không còn nhu cầu"},
+                                 expect=(409,))
+        if status in (200, 201):
+            self.ctx.telemetry.emit("withdrawal_asked", id=dossier_id,
+                                    status=body.get("status") if isinstance(body, dict) else None)
+            return True
+        return False
 
     # -- made-up but well-formed data ----------------------------------------
     def fill(self, fields: Any) -> dict[str, str]:

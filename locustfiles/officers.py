@@ -3,11 +3,12 @@
 Each unit has ``per_unit`` officer accounts (``cb<unit>-<n>``). The roles of
 the one-stop chain are shared between them the way a two-person ward desk
 shares them on a trial night: officer 1 is the one-stop desk (receive, return
-the result), the others are specialists who process, ask for supplements,
-hand liên thông dossiers to the second agency and take them back, and decide
-(the leader's signature is part of *decide*). With a single officer, that
-officer does everything. Specialists split the dossiers by id so two of them
-never race for the same one; the portal still answers 409 if they do.
+the result, stop a dossier whose citizen asked to withdraw it), the others are
+specialists who process, ask for supplements, hand liên thông dossiers to the
+second agency and take them back, and decide (the leader's signature is part
+of *decide*). With a single officer, that officer does everything.
+Specialists split the dossiers by id so two of them never race for the same
+one; the portal still answers 409 if they do (a citizen's withdrawal too).
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ def _queue(*statuses: DossierStatus) -> str:
     return ",".join(str(int(s)) for s in statuses)
 
 
-#: The desk: submitted (to receive) and done (to return the result).
-INTAKE = _queue(DossierStatus.SUBMITTED, DossierStatus.DONE)
+#: The desk: submitted (to receive), withdrawal asked (to stop) and done (to return the result).
+INTAKE = _queue(DossierStatus.SUBMITTED, DossierStatus.WITHDRAWAL_ASKED, DossierStatus.DONE)
 #: The specialists: received (to process) and processing.
 PROCESSING = _queue(DossierStatus.RECEIVED, DossierStatus.PROCESSING)
 #: A unit's only officer does both.
-EVERYTHING = _queue(DossierStatus.SUBMITTED, DossierStatus.RECEIVED, DossierStatus.PROCESSING, DossierStatus.DONE)
+EVERYTHING = _queue(DossierStatus.SUBMITTED, DossierStatus.RECEIVED, DossierStatus.PROCESSING,
+                    DossierStatus.WITHDRAWAL_ASKED, DossierStatus.DONE)
 
 
 class OfficerUser(PortalUser):
@@ -107,6 +109,8 @@ class OfficerUser(PortalUser):
         """Take the next step on one dossier; False if it is not ours to move now."""
         load = self.ctx.stage.officers
         status, agency = item["status"], item.get("agency_state")
+        if status == DossierStatus.WITHDRAWAL_ASKED:  # the citizen asked to withdraw it: stop processing (→ 8)
+            return self.step(item, "stop", "stopped", json={"reason": "Công dân yêu cầu rút hồ sơ"})
         if status == DossierStatus.SUBMITTED:
             if self.rng.random() < load.refuse_share:
                 return self.step(item, "refuse-intake", "refused_intake",

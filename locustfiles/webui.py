@@ -22,6 +22,7 @@ from flask import Response, request
 from locust.env import Environment
 
 from rehearsal.shared.formats import percent
+from rehearsal.shared.status import completion_rate
 from rehearsal.shared.wards import units_by_code
 
 from locustfiles.context import RunContext
@@ -32,7 +33,7 @@ def kpi_rows(ctx: RunContext) -> list[dict[str, str]]:
     row = tel.last_row
     sub, done = tel.counts["submitted"], tel.counts["complete"]
     target = ctx.stage.completion_target  # the plan's one rule, as the report's
-    rate = done / sub if sub else None
+    rate = completion_rate(done, sub, tel.counts["withdrawn"])
     portal = row.get("sessions_portal")
     return [
         {"metric": "stage", "value": ctx.stage.name, "target": f"{len(ctx.stage.units)} units"},
@@ -41,6 +42,7 @@ def kpi_rows(ctx: RunContext) -> list[dict[str, str]]:
         {"metric": "sessions (portal)", "value": "–" if portal is None else f"{portal:,}", "target": ">= 1,000"},
         {"metric": "dossiers submitted", "value": f"{sub:,}", "target": ""},
         {"metric": "dossiers complete", "value": f"{done:,}", "target": ""},
+        {"metric": "dossiers withdrawn", "value": f"{tel.counts['withdrawn']:,}", "target": "out of the rate"},
         {"metric": "requests/s", "value": f"{row.get('rps', 0):,.1f}", "target": ""},
         {"metric": "failures/s", "value": f"{row.get('fail_per_s', 0):,.2f}", "target": ""},
     ]

@@ -98,6 +98,7 @@ def test_every_metric_is_measured(data: GateData) -> None:
         "max_ms": max(every), "mean_ms": sum(every) / len(every),
         "lost_dossiers": 1, "duplicated_dossiers": 2, "submitted_dossiers": 200, "complete_dossiers": 190,
         "interruption_s": 0.4, "migration_found_rate": 1.0, "arrivals_dropped": 3,
+        "withdrawn_dossiers": 0,  # a summary without the key is from before withdrawals: none
     }
     assert set(expected) == set(GATE_METRICS), "a metric without a test"
     for metric, want in expected.items():
@@ -166,6 +167,28 @@ def test_whole_run_merges_the_stages(tmp_path: Path) -> None:
     assert _observed(run, "completion_rate >= 0") == pytest.approx(380 / 400)
     assert _observed(run, "completion_rate{group=binh-duong} >= 0") == pytest.approx(198 / 200)
     assert _observed(run, "p95_ms >= 0") == pytest.approx(_pct(_all() * 2, 95), rel=2e-3)
+
+
+def test_withdrawn_dossiers_leave_the_completion_rate_of_stage_filter_and_run(tmp_path: Path) -> None:
+    _stage_dir(tmp_path, "a")
+    _stage_dir(tmp_path, "b", start=START + 100)
+    # Stage b: 10 of Bình Dương's dossiers were stopped after their citizens asked to withdraw them,
+    # and every one of old HCMC's (nothing is left to complete there).
+    b = {**STAGE_ENTRY, "name": "b", "completion_rate": 90 / 90,
+         "dossiers": {"submitted": 110, "complete": 90, "lost": 0, "duplicated": 0, "withdrawn": 20},
+         "unit_results": {str(BD_UNIT): {"submitted": 100, "complete": 90, "withdrawn": 10, "finished": 90,
+                                         "on_time": 90},
+                          str(HCMC_UNIT): {"submitted": 10, "complete": 0, "withdrawn": 10}}}
+    stage = gate_data(tmp_path / "stages" / "b", b, SCALE)
+    assert _observed(stage, "withdrawn_dossiers >= 0") == 20
+    assert _observed(stage, "withdrawn_dossiers{group=binh-duong} >= 0") == 10
+    assert _observed(stage, "completion_rate{group=binh-duong} >= 0") == 1.0
+    assert _observed(stage, "completion_rate{group=hcmc} >= 0") is None
+    assert _observed(stage, "on_time_rate{group=binh-duong} >= 0") == 1.0
+    run = run_gate_data(tmp_path, [{**STAGE_ENTRY, "name": "a"}, b], SCALE)
+    assert _observed(run, "withdrawn_dossiers >= 0") == 20
+    assert _observed(run, "completion_rate >= 0") == pytest.approx((190 + 90) / (200 + 110 - 20))
+    assert _observed(run, "completion_rate{group=binh-duong} >= 0") == pytest.approx((99 + 90) / (100 + 100 - 10))
 
 
 # -- baselines -----------------------------------------------------------------------

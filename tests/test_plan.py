@@ -111,6 +111,15 @@ def test_defaults(tmp_path: Path) -> None:
                                          supplement_share=0.05, refuse_share=0.02, sign_in_lead_s=0.0)
     assert stage.citizens.other_unit_share == 0.1 and stage.citizens.attachment_kb == (2, 16)
     assert stage.citizens.follow_interval_s == 600.0
+    assert stage.citizens.withdraw_share == 0.01
+
+
+@pytest.mark.parametrize("written, share", [("0.2", 0.2), ("5%", 0.05), ("0", 0.0), ("100%", 1.0)])
+def test_withdraw_share_is_a_share_or_a_percentage(tmp_path: Path, written: str, share: float) -> None:
+    plan = load_plan(_write(tmp_path, "name: x\nstages:\n  - name: a\n    duration: 90\n"
+                                      "    citizens: {users: 1, spawn_rate: 10, think_time: 0, "
+                                      f"withdraw_share: {written}}}\n"))
+    assert plan.stages[0].citizens.withdraw_share == pytest.approx(share)
 
 
 @pytest.mark.parametrize("units, count", [
@@ -205,7 +214,7 @@ def test_gate_metrics_are_the_agreed_ones() -> None:
         "completion_rate", "on_time_rate", "sessions_peak_harness", "sessions_peak_portal", "requests",
         "failures", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps", "lost_dossiers",
         "duplicated_dossiers", "submitted_dossiers", "complete_dossiers", "interruption_s",
-        "migration_found_rate", "arrivals_dropped"}
+        "migration_found_rate", "arrivals_dropped", "withdrawn_dossiers"}
     assert all(isinstance(v, str) and v and "\n" not in v for v in GATE_METRICS.values())
 
 

@@ -73,3 +73,42 @@ def test_an_unpaid_fee_is_not_inconsistent_but_a_paid_one_left_unpaid_is() -> No
     events = [_sub(1), _sub(2), {"t": 1, "kind": "paid", "id": 2}]
     rec = reconcile(events, [_row(1, 6), _row(2, 6)])
     assert rec.inconsistent == [2]
+
+
+def test_a_withdrawn_dossier_leaves_the_completion_count_and_is_not_finished() -> None:
+    # 1 returned; 2 stopped after its citizen asked to withdraw it (8: ended, counted apart);
+    # 3 withdrawal asked, not stopped yet (7: still open); 4 at processing; 5 at another unit, stopped.
+    events = [_sub(1), _sub(2), _sub(3), _sub(4), _sub(5, unit=26509),
+              {"t": 1, "kind": "returned", "id": 1},
+              {"t": 1, "kind": "withdrawal_asked", "id": 2}, {"t": 2, "kind": "stopped", "id": 2},
+              {"t": 1, "kind": "withdrawal_asked", "id": 3}, {"t": 1, "kind": "processing", "id": 4},
+              {"t": 1, "kind": "withdrawal_asked", "id": 5}, {"t": 2, "kind": "stopped", "id": 5}]
+    rows = [_row(1, 10, returned="2025-06-25T01:10:00Z", due="2025-06-25T02:00:00Z"), _row(2, 8), _row(3, 7),
+            _row(4, 4), _row(5, 8, unit=26509)]
+    rec = reconcile(events, rows)
+    assert (rec.submitted, rec.complete, rec.withdrawn, rec.lost, rec.inconsistent) == (5, 1, 2, [], [])
+    assert rec.by_status == {10: 1, 8: 2, 7: 1, 4: 1}
+    assert rec.completion_rate == 1 / 3  # complete ÷ (submitted − withdrawn): 7 and 4 are still open
+    assert (rec.on_time, rec.finished, rec.on_time_rate) == (1, 1, 1.0)  # withdrawn is not finished
+    home, other = rec.units[26506], rec.units[26509]
+    assert (home.submitted, home.complete, home.withdrawn, home.finished) == (4, 1, 1, 1)
+    assert home.completion_rate == 1 / 3 and home.as_dict()["withdrawn"] == 1
+    assert (other.submitted, other.withdrawn, other.completion_rate) == (1, 1, None)  # nothing left to complete
+
+
+def test_a_portal_showing_the_withdrawal_again_after_the_stop_is_inconsistent() -> None:
+    events = [_sub(1), _sub(2), {"t": 1, "kind": "withdrawal_asked", "id": 1}, {"t": 2, "kind": "stopped", "id": 1},
+              {"t": 1, "kind": "withdrawal_asked", "id": 2}]
+    rec = reconcile(events, [_row(1, 7), _row(2, 8)])  # 2: stopped, the officer's event not seen: fine
+    assert rec.inconsistent == [1] and rec.withdrawn == 1
+
+
+def test_withdrawals_counted_from_the_ledger_alone() -> None:
+    from rehearsal.results.reconcile import from_ledger
+
+    events = [_sub(1), _sub(2), _sub(3), {"t": 1, "kind": "returned", "id": 1},
+              {"t": 1, "kind": "withdrawal_asked", "id": 2}, {"t": 2, "kind": "stopped", "id": 2},
+              {"t": 1, "kind": "withdrawal_asked", "id": 3}]
+    rec = from_ledger(events)
+    assert (rec.complete, rec.withdrawn, rec.by_status) == (1, 1, {10: 1, 8: 1, 7: 1})
+    assert rec.completion_rate == 0.5

@@ -1,6 +1,8 @@
 """Reading a stage's citizens: the closed model (users, spawn rate, a ramp) or the open one (arrival rate).
 
-See `rehearsal.plan.model.CitizenLoad` for what each field means.
+Also the shares of their journeys: filing at another unit (``other_unit_share``)
+and asking to withdraw the dossier (``withdraw_share``, 0 to 1 or a percentage,
+default 1 %). See `rehearsal.plan.model.CitizenLoad` for what each field means.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from .nodes import (ReadContext, is_text, read_duration, read_list, read_mapping
                     read_think_time)
 
 CITIZEN_KEYS = ("users", "spawn_rate", "think_time", "other_unit_share", "attachment_kb", "follow_interval", "ramp",
-                "arrival_rate")
+                "arrival_rate", "withdraw_share")
 _RATE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|sec|min|m|h|hour)\s*")
 
 
@@ -26,6 +28,8 @@ def read_citizens(ctx: ReadContext, node: yaml.Node, field: str) -> CitizenLoad:
                                    why=" (users started per wall-clock second)"))
     think_time = read_think_time(ctx, c["think_time"], f"{field}.think_time")
     other = read_share(ctx, c["other_unit_share"], f"{field}.other_unit_share") if "other_unit_share" in c else 0.1
+    withdraw = (read_share(ctx, c["withdraw_share"], f"{field}.withdraw_share") if "withdraw_share" in c
+                else CitizenLoad.withdraw_share)
     attachment_kb = CitizenLoad.attachment_kb
     if "attachment_kb" in c:
         where = f"{field}.attachment_kb"
@@ -46,7 +50,7 @@ def read_citizens(ctx: ReadContext, node: yaml.Node, field: str) -> CitizenLoad:
                                                     "open model: expected one of them, not both")
     return CitizenLoad(users=users, spawn_rate=spawn_rate, think_time=think_time, other_unit_share=other,
                        attachment_kb=attachment_kb, follow_interval_s=follow, ramp=ramp,
-                       arrival_rate_per_min=arrivals)
+                       arrival_rate_per_min=arrivals, withdraw_share=withdraw)
 
 
 def _ramp(ctx: ReadContext, node: yaml.Node, field: str, users: int) -> tuple[RampStep, ...]:

@@ -48,8 +48,8 @@ __all__ = ["GATE_METRICS", "RATE_METRICS", "REQUEST_METRICS", "SESSION_METRICS",
 
 #: Metrics a gate can test, with what they mean (shared by the evaluator, the plan reader and the docs).
 GATE_METRICS: dict[str, str] = {
-    "completion_rate": "complete / submitted dossiers of the stage, counted at the end of the grace (0..1)",
-    "on_time_rate": "finished by the due time / finished (Decision 766 indicator 2.1, 0..1)",
+    "completion_rate": "complete / (submitted - withdrawn) dossiers of the stage, counted at the grace's end (0..1)",
+    "on_time_rate": "finished by the due time / finished (Decision 766 indicator 2.1, 0..1; withdrawn is not finished)",
     "sessions_peak_harness": "most sessions active at once, counted by the harness",
     "sessions_peak_portal": "most sessions active at once, counted by the portal",
     "requests": "requests sent",
@@ -66,6 +66,7 @@ GATE_METRICS: dict[str, str] = {
     "duplicated_dossiers": "submissions that became more than one dossier on the portal",
     "submitted_dossiers": "dossiers filed in the stage",
     "complete_dossiers": "dossiers of the stage complete (result returned) at the end of the grace",
+    "withdrawn_dossiers": "dossiers of the stage stopped after their citizen asked to withdraw them (status 8)",
     "interruption_s": "cutover: wall seconds from the first to the last failed request of the switch",
     "migration_found_rate": "cutover: dossiers open on the legacy portal found on the national one (0..1)",
     "arrivals_dropped": "open model: arrivals that found every citizen of the pool busy",
@@ -79,7 +80,7 @@ REQUEST_METRICS: frozenset[str] = frozenset({"requests", "rps", "failures", "err
 SESSION_METRICS: frozenset[str] = frozenset({"sessions_peak_harness", "sessions_peak_portal"})
 #: Counted by reconciliation at the end of the stage: filters group/type/unit, whole stage only.
 DOSSIER_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "submitted_dossiers",
-                                             "complete_dossiers", "lost_dossiers"})
+                                             "complete_dossiers", "lost_dossiers", "withdrawn_dossiers"})
 #: Known while the stage runs, so a gate on them may abort the stage (``abort_on_fail``).
 LIVE_METRICS: frozenset[str] = REQUEST_METRICS | SESSION_METRICS
 #: Comparison operators, longest first (the order the parser tries them).

@@ -71,7 +71,9 @@ class CitizenLoad:
     Open model: with ``arrival_rate``, new citizens arrive at that rate
     whatever the portal's speed (like k6's arrival-rate executors); ``users``
     is then the most visits that can be under way at once, and an arrival
-    that finds them all busy is counted as dropped.
+    that finds them all busy is counted as dropped. A share of citizens
+    (``withdraw_share``) ask to withdraw their dossier while it is open and
+    follow it until an officer stops it (status 7, then 8).
     """
 
     users: int
@@ -90,6 +92,9 @@ class CitizenLoad:
     """Steps from the start of filing; empty: start all users at spawn_rate and hold them."""
     arrival_rate_per_min: float | None = None
     """Open model: new citizens per simulated minute; None is the closed model."""
+    withdraw_share: float = 0.01
+    """Share of citizens who ask to withdraw their dossier after filing, before its result (status 7; 8 once
+    stopped): withdrawn dossiers leave the completion rate's count."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ and it can be started and stopped at any time without touching the run.
 
 For a stage that has finished, every figure is the one in ``summary.json``
 (the reconciled truth); for the stage under way, the figures are live
-counts: dossiers the harness filed and saw complete (the ledger), sessions
-from the last time-series sample. The page says which.
+counts: dossiers the harness filed and saw complete or stopped after a
+withdrawal (the ledger; withdrawn ones leave the completion rate's count, as
+in the summary), sessions from the last time-series sample. The page says which.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..errors import RunError
 from ..plan import DEFAULT_COMPLETION_TARGET, load_plan
 from ..results.summary import read_summary_file
 from ..shared.jsonl import JsonlTail
-from ..shared.status import COMPLETE_KINDS
+from ..shared.status import COMPLETE_KINDS, WITHDRAWN_KINDS, completion_rate
 from ..shared.wards import FormerProvince, load_units
 from .text import TEXT
 
@@ -41,6 +42,7 @@ class _StageLive:
     peak_harness: int = 0
     peak_portal: int = 0
     filed: dict[int, int] = field(default_factory=dict)
+    #: unit code -> [submitted, complete, withdrawn]
     units: dict[int, list[int]] = field(default_factory=dict)
     units_planned: list[int] = field(default_factory=list)
 
@@ -54,9 +56,11 @@ class _StageLive:
             if kind == "submitted" and e.get("id") not in self.filed:
                 unit = int(e.get("unit") or 0)
                 self.filed[e["id"]] = unit
-                self.units.setdefault(unit, [0, 0])[0] += 1
+                self.units.setdefault(unit, [0, 0, 0])[0] += 1
             elif kind in COMPLETE_KINDS and e.get("id") in self.filed:
-                self.units.setdefault(self.filed.pop(e["id"]), [0, 0])[1] += 1
+                self.units.setdefault(self.filed.pop(e["id"]), [0, 0, 0])[1] += 1
+            elif kind in WITHDRAWN_KINDS and e.get("id") in self.filed:
+                self.units.setdefault(self.filed.pop(e["id"]), [0, 0, 0])[2] += 1
 
 
 class LiveView:
@@ -110,7 +114,8 @@ class LiveView:
 
     def _stage_view(self, name: str, final: dict[str, Any] | None) -> dict[str, Any]:
         if final is not None:  # the reconciled truth
-            units = {int(c): [r["submitted"], r["complete"]] for c, r in final.get("unit_results", {}).items()}
+            units = {int(c): [r["submitted"], r["complete"], r.get("withdrawn", 0)]
+                     for c, r in final.get("unit_results", {}).items()}
             d, s = final["dossiers"], final["sessions"]
             return {"name": name, "live": False, "verdict": final["verdict"], "units": final["units"],
                     "unit_codes": final.get("unit_codes") or self.planned.get(name, []),
@@ -122,9 +127,11 @@ class LiveView:
         live.refresh()
         sub = sum(v[0] for v in live.units.values())
         done = sum(v[1] for v in live.units.values())
+        withdrawn = sum(v[2] for v in live.units.values())
         return {"name": name, "live": True, "verdict": "RUNNING", "units": len(live.units_planned) or None,
                 "unit_codes": live.units_planned, "target": self.targets.get(name, DEFAULT_COMPLETION_TARGET),
-                "completion_rate": done / sub if sub else None, "submitted": sub, "complete": done, "lost": None,
+                "completion_rate": completion_rate(done, sub, withdrawn), "submitted": sub, "complete": done,
+                "lost": None,
                 "sessions_harness": live.last.get("sessions_harness"), "sessions_portal": live.last.get("sessions_portal"),
                 "peak_harness": live.peak_harness, "peak_portal": live.peak_portal, "peak": False,
                 "rps": live.last.get("rps"), "unit_counts": live.units}
@@ -197,17 +204,17 @@ function draw(d){
   for(const [p,label] of D.provinces){
     const us=D.units.filter(u=>u.p===p);
     html+=`<div class='muted'>${esc(label)} — ${us.length}</div><div class='grid'>`+us.map(u=>{
-      const r=uc[u.code]||uc[String(u.code)]||[0,0], sub=r[0], done=r[1], rate=sub?done/sub:null;
+      const r=uc[u.code]||uc[String(u.code)]||[0,0,0], sub=r[0], done=r[1], left=sub-(r[2]||0), rate=left>0?done/left:null;
       const part=inStage.size==0||inStage.has(u.code);
-      const cls=!part?4:(!sub?3:(rate>=c.target?0:(rate>=c.target-0.1?1:2)));
-      const tip=u.code+' '+u.name+': '+(sub?done+'/'+sub+' '+pct(rate):(part?T.no_dossiers:T.not_in_stage));
+      const cls=!part?4:(rate==null?3:(rate>=c.target?0:(rate>=c.target-0.1?1:2)));
+      const tip=u.code+' '+u.name+': '+(sub?done+'/'+left+' '+pct(rate):(part?T.no_dossiers:T.not_in_stage));
       return `<div class='cell c${cls}' data-unit='${u.code}' title='${esc(tip)}'>${rate==null?'':Math.floor(rate*100+1e-9)}</div>`}).join('')+'</div>';
   }
   document.getElementById('grid').innerHTML=html;
   document.getElementById('legend').innerHTML=T.legend.split(' · ').map((x,i)=>`<i class='c${i}'></i>${esc(x)}`).join('');
   document.getElementById('worsttitle').textContent=T.worst;
   const names=Object.fromEntries(D.units.map(u=>[u.code,u.name]));
-  const rows=Object.entries(uc).filter(([k,r])=>r[0]>0).map(([k,r])=>[Number(k),r[0],r[1],r[1]/r[0]]).sort((a,b)=>a[3]-b[3]||b[1]-a[1]).slice(0,15);
+  const rows=Object.entries(uc).filter(([k,r])=>r[0]-(r[2]||0)>0).map(([k,r])=>[Number(k),r[0],r[1],r[1]/(r[0]-(r[2]||0))]).sort((a,b)=>a[3]-b[3]||b[1]-a[1]).slice(0,15);
   document.getElementById('worst').innerHTML=`<tr><th>${esc(T.unit)}</th><th>${esc(T.submitted)}</th><th>${esc(T.complete)}</th><th>${esc(T.rate)}</th></tr>`+
     rows.map(r=>`<tr><td>${r[0]} ${esc(names[r[0]]||'')}</td><td>${num(r[1])}</td><td>${num(r[2])}</td><td>${pct(r[3])}</td></tr>`).join('');
 }

@@ -12,7 +12,9 @@ Event kinds (field ``kind``): ``submitted`` (with the portal's dossier ``id``,
 ``code``, ``unit``, ``procedure``, ``client_ref``, ``citizen``), ``paid``,
 ``received``, ``refused_intake``, ``processing``, ``supplement_requested``,
 ``supplemented``, ``transferred``, ``taken_back``, ``decided``, ``returned``,
-``seen_complete``, ``request_failed`` (``name``, ``status``, ``error``).
+``withdrawal_asked`` (the citizen, → 7), ``stopped`` (an officer, 7 → 8),
+``seen_complete``, ``seen_stopped`` (the citizen saw it end), ``request_failed``
+(``name``, ``status``, ``error``).
 Every event has ``t`` (Unix time, seconds) and ``stage``.
 """
 

@@ -5,7 +5,11 @@ afterwards (else it is **lost**), exactly once per (citizen, client_ref) (else
 it is **duplicated**), and in a state at least as far along as the last event
 the harness saw (else it is **inconsistent**). Completion and on-time counts
 come from the portal's records of those dossiers: the portal is the source
-of truth, the ledger says which dossiers are ours.
+of truth, the ledger says which dossiers are ours. A dossier the portal shows
+stopped after its citizen asked to withdraw it (8) is **withdrawn**: ended,
+neither complete nor pending, counted apart and out of the completion rate's
+count (complete ÷ (submitted − withdrawn)); not finished for the on-time
+rate. One still at 7 is open: an officer owes the stop.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import PortalError
-from ..shared.status import COMPLETE, RANK, STATUS_AFTER
+from ..shared.net import urlopen
+from ..shared.status import COMPLETE, RANK, STATUS_AFTER, DossierStatus, completion_rate
 from .ledger import Event
-
 
 
 def fetch_portal_dossiers(base_url: str, *, admin_token: str | None = None, page: int = 1000,
@@ -34,7 +38,8 @@ def fetch_portal_dossiers(base_url: str, *, admin_token: str | None = None, page
     while True:
         url = f"{base_url.rstrip('/')}/api/admin/dossiers?after_id={after}&limit={page}"
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
+            # No redirect is followed: the admin token goes to this portal and nowhere else.
+            with urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
                 body = json.loads(r.read())
         except (OSError, ValueError) as exc:
             raise PortalError(f"cannot read the portal's dossiers for reconciliation ({url}): {exc}") from None
@@ -60,16 +65,19 @@ class UnitResult:
     lost: int = 0
     finished: int = 0
     on_time: int = 0
+    withdrawn: int = 0
+    """Stopped (8) after the citizen asked to withdraw: out of the completion rate's count."""
     complete_seconds: list[float] = field(default_factory=list)
 
     @property
     def completion_rate(self) -> float | None:
-        return self.complete / self.submitted if self.submitted else None
+        """complete ÷ (submitted − withdrawn); None when nothing is left to complete."""
+        return completion_rate(self.complete, self.submitted, self.withdrawn)
 
     def as_dict(self) -> dict[str, Any]:
         return {"submitted": self.submitted, "complete": self.complete,
                 "completion_rate": self.completion_rate, "lost": self.lost, "finished": self.finished,
-                "on_time": self.on_time,
+                "on_time": self.on_time, "withdrawn": self.withdrawn,
                 "median_complete_s": statistics.median(self.complete_seconds) if self.complete_seconds else None}
 
 
@@ -88,10 +96,14 @@ class Reconciliation:
     units: dict[int, UnitResult]
     portal_total: int
     """Dossiers on the portal in all (other stages and other clients included)."""
+    withdrawn: int = 0
+    """Stopped (8) after the citizen asked to withdraw: neither complete nor pending."""
 
     @property
     def completion_rate(self) -> float:
-        return self.complete / self.submitted if self.submitted else 0.0
+        """complete ÷ (submitted − withdrawn); 0 when nothing is left to complete."""
+        rate = completion_rate(self.complete, self.submitted, self.withdrawn)
+        return 0.0 if rate is None else rate
 
     @property
     def on_time_rate(self) -> float | None:
@@ -128,7 +140,7 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
     lost, inconsistent = [], []
     by_status: Counter[int] = Counter()
     units: dict[int, UnitResult] = defaultdict(UnitResult)
-    complete = on_time = finished = 0
+    complete = on_time = finished = withdrawn = 0
     for did, event in submitted.items():
         row = portal.get(did)
         unit = units[int(event.get("unit") or 0)]
@@ -141,6 +153,10 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
         by_status[status] += 1
         if RANK.get(status, 0) < RANK.get(last_status.get(did, 6), 0):
             inconsistent.append(did)
+        if status == DossierStatus.STOPPED:
+            withdrawn += 1
+            unit.withdrawn += 1
+            continue
         if status not in COMPLETE:
             continue
         complete += 1
@@ -162,7 +178,7 @@ def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Rec
     return Reconciliation(submitted=len(submitted), complete=complete, lost=sorted(lost),
                           duplicated=duplicated, inconsistent=sorted(inconsistent), on_time=on_time,
                           finished=finished, by_status=dict(by_status), units=dict(units),
-                          portal_total=len(portal_rows))
+                          portal_total=len(portal_rows), withdrawn=withdrawn)
 
 
 def from_ledger(events: Iterable[Event]) -> Reconciliation:
