@@ -82,9 +82,7 @@ class PortalUser(FastHttpUser):
         if self.token and self.token_portal != self.ctx.portal_url:
             self.lose_session()  # another user of this process learnt the portal moved: this token is for the old one
         if self.session_lost and self.token is None and not path.startswith("/api/auth/"):
-            self.session_lost = False
-            if self.restore_session():
-                self.ctx.telemetry.emit("session_restored", user=self.who(), portal=self.ctx.portal_url)
+            self.restore_session()  # `signed_in` counts it; if it failed, the next call tries again
         headers = kwargs.pop("headers", {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -116,13 +114,18 @@ class PortalUser(FastHttpUser):
                 resp.success()
             else:
                 error = (body or {}).get("error") if isinstance(body, dict) else None
-                message = error or (str(resp.error) if resp.error else f"HTTP {status}")
+                transport = getattr(resp, "error", None)  # a redirect answer (308) carries no .error
+                message = error or (str(transport) if transport else f"HTTP {status}")
                 resp.failure(message)
                 self.ctx.telemetry.emit("request_failed", name=name, method=method,
                                         status=status, error=str(message)[:200])
             return status, body
 
     def signed_in(self, token: str) -> None:
+        if self.session_lost:
+            # Signed in again after losing the session (a cutover), whichever way: restored before the next
+            # call, or an officer's next round or a citizen's next visit signing in as it always does.
+            self.ctx.telemetry.emit("session_restored", user=self.who(), portal=self.ctx.portal_url)
         self.token = token
         self.token_portal = self.ctx.portal_url
         self.session_lost = False

@@ -7,9 +7,11 @@ seconds it sends its count of active sessions (``rehearsal:tick``). On a
 goes to the master. Only the master (or the local runner) writes: the
 ledger (`rehearsal.results.ledger.LedgerWriter`) and the time series of the stage
 (``timeseries.jsonl``: users, sessions counted by the harness and by the
-portal, dossiers submitted and complete, requests and failures per second).
+portal, dossiers submitted and complete, requests and failures per second,
+and whether the harness itself was starved: `locustfiles.starvation`).
 Counts are merged exactly: sessions are the sum of each node's latest count,
-dossier counts come from the events themselves.
+dossier counts come from the events themselves, the starvation signals are
+the worst any node reported in the interval.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import locust  # noqa: F401  (first: gevent patches the standard library)
 import json
 import logging
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ import gevent
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from locustfiles.starvation import StarvationProbe, worst
 from rehearsal.results.ledger import LedgerWriter
-from rehearsal.shared.status import COMPLETE_KINDS
+from rehearsal.shared.net import urlopen
+from rehearsal.shared.status import COMPLETE_KINDS, WITHDRAWN_KINDS
 
 log = logging.getLogger("rehearsal.telemetry")
 EVENTS, TICK = "rehearsal:events", "rehearsal:tick"
@@ -52,7 +55,10 @@ class Telemetry:
         self.buffer: list[dict[str, Any]] = []
         self.is_sink = not isinstance(environment.runner, WorkerRunner)
         self.node_sessions: dict[str, int] = {}
-        self.counts = {"submitted": 0, "complete": 0, "events": 0}
+        #: This process's event-loop lag and CPU wait; on the sink, the other nodes' readings since the last sample.
+        self.probe = StarvationProbe()
+        self.node_health: list[dict[str, Any]] = []
+        self.counts = {"submitted": 0, "complete": 0, "withdrawn": 0, "events": 0}
         self.filed: set[int] = set()
         #: Distributed: every worker the master has known, to tell the lost ones.
         self.workers_seen: set[str] = set()
@@ -100,9 +106,15 @@ class Telemetry:
                 self.flush()
                 if time.time() - last_tick >= SAMPLE_EVERY_S:
                     last_tick = time.time()
-                    self.env.runner.send_message(TICK, {"sessions": self.active_sessions()})
+                    self.env.runner.send_message(TICK, self._tick_message())
             except Exception:  # noqa: BLE001 (one failed send must not silence this process for the rest of the stage)
                 log.exception("rehearsal telemetry: sending to the master failed; retrying")
+
+    def _tick_message(self) -> dict[str, Any]:
+        """Sessions, and on a worker its starvation reading (the sink reads its own at each sample)."""
+        if isinstance(self.env.runner, WorkerRunner):
+            return {"sessions": self.active_sessions(), "health": self.probe.reading()}
+        return {"sessions": self.active_sessions()}
 
     # -- the master / local runner --------------------------------------------
     def _on_events(self, environment: Environment, msg: Any, **_: Any) -> None:
@@ -116,18 +128,22 @@ class Telemetry:
                 # Only this stage's dossiers: officers also finish what earlier stages left open.
                 self.counts["complete"] += 1
                 self.units.setdefault(int(e.get("unit") or 0), [0, 0])[1] += 1
+            elif e["kind"] in WITHDRAWN_KINDS and e.get("id") in self.filed:
+                self.counts["withdrawn"] += 1  # stopped at the citizen's request: out of the completion rate
         self.counts["events"] += len(events)
         if self.ledger is not None:
             self.ledger.write(events)
 
     def _on_tick(self, environment: Environment, msg: Any, **_: Any) -> None:
         self.node_sessions[str(msg.node_id)] = int(msg.data["sessions"])
+        if msg.data.get("health"):
+            self.node_health.append(msg.data["health"])
 
     def portal_stats(self) -> tuple[dict[str, Any] | None, str | None]:
         if not self.portal_url:
             return None, None
         try:
-            with urllib.request.urlopen(self.portal_url.rstrip("/") + "/api/stats", timeout=5) as r:
+            with urlopen(self.portal_url.rstrip("/") + "/api/stats", timeout=5) as r:  # follows no redirect
                 return json.loads(r.read()), None
         except Exception as exc:  # the portal failing is data, not a crash
             return None, f"{type(exc).__name__}: {exc}"[:200]
@@ -148,12 +164,16 @@ class Telemetry:
             "portal_dossiers": stats.get("dossiers_total") if stats else None,
             "submitted": self.counts["submitted"],
             "complete": self.counts["complete"],
+            "withdrawn": self.counts["withdrawn"],
             "requests": total.num_requests,
             "failures": total.num_failures,
             "rps": round(total.current_rps, 2),
             "fail_per_s": round(total.current_fail_per_sec, 2),
             "portal_error": error,
         }
+        # The worst of this process and of every node that reported since the last sample.
+        readings, self.node_health = [*self.node_health, self.probe.reading()], []
+        row.update(worst(readings))
         runner = self.env.runner
         if isinstance(runner, MasterRunner):
             alive = {c.id for c in runner.clients.all if c.state != "missing"}
@@ -175,6 +195,7 @@ class Telemetry:
 
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> None:
+        self.probe.start()
         if not isinstance(self.env.runner, MasterRunner):
             self._greenlets.append(gevent.spawn(self._send_loop))
         if self.is_sink:
@@ -186,7 +207,8 @@ class Telemetry:
         self._greenlets.clear()
         self.flush()
         if not isinstance(self.env.runner, MasterRunner):
-            self.env.runner.send_message(TICK, {"sessions": self.active_sessions()})
+            self.env.runner.send_message(TICK, self._tick_message())
+        self.probe.stop()
         if self.is_sink:
             self.sample()
 

@@ -146,3 +146,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for_filing(reports: Path, stage: str, count: int, run: subprocess.Popen[Any], timeout: float = 90.0) -> Path:
+    """The run directory under `reports` once its ledger holds `count` dossiers filed in `stage`.
+
+    For a test that does something to a run mid-stage: the stage is under
+    way when its users file, however long this machine took to start it (a
+    fixed sleep is a guess that a busy machine proves wrong). Fails if the run
+    ends or the time runs out first.
+    """
+    from rehearsal.results.ledger import read_events
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = sorted(reports.iterdir()) if reports.exists() else []
+        ledger = runs[-1] / "ledger" / f"{stage}.jsonl" if runs else None
+        if ledger is not None and ledger.exists() and \
+                sum(e["kind"] == "submitted" for e in read_events(ledger)) >= count:
+            return runs[-1]
+        if run.poll() is not None:
+            pytest.fail(f"the run ended before {count} dossiers were filed: {run.communicate()}")
+        time.sleep(0.2)
+    pytest.fail(f"no {count} dossiers filed in {stage!r} within {timeout:.0f} s")
+

@@ -10,10 +10,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import free_port
+from conftest import free_port, wait_for_filing
 
 from rehearsal.results.ledger import read_events
 
@@ -82,15 +81,9 @@ def test_two_workers_account_for_every_dossier(tmp_path: Path) -> None:
 
 def test_a_worker_killed_mid_run_is_reported_and_the_run_goes_on(tmp_path: Path) -> None:
     proc, reports = _start(tmp_path)
-    deadline = time.monotonic() + 60
-    pids_file = None
-    while time.monotonic() < deadline:
-        runs = list(reports.iterdir()) if reports.exists() else []
-        pids_file = runs[0] / "stages" / "dist" / "workers.json" if runs else None
-        if pids_file and pids_file.exists():
-            break
-        time.sleep(0.3)
-    time.sleep(8)  # early in the 30 s filing window
+    # Early in the 30 s filing window: both workers are running users once dossiers are being filed (the
+    # master starts the stage when all have joined).
+    pids_file = wait_for_filing(reports, "dist", 5, proc) / "stages" / "dist" / "workers.json"
     os.kill(json.loads(pids_file.read_text())[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, out + err  # the other worker carried the stage to its end

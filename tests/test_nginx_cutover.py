@@ -6,10 +6,9 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from conftest import ensure_system_package, free_port, start_portal, stop_portal
+from conftest import ensure_system_package, free_port, start_portal, stop_portal, wait_for_filing
 
 from rehearsal.results.cutover import interruption
 from rehearsal.results.ledger import read_events
@@ -48,7 +47,7 @@ def test_switch_on_nginx_under_load_loses_nothing(tmp_path: Path) -> None:
         run = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--target-url", url,
                                 "--reports-dir", str(reports)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=ROOT)
-        time.sleep(12)  # 1 min of officers' lead + ~19 simulated minutes of filing
+        wait_for_filing(reports, "lb", 5, run)  # the switch comes while citizens are filing on the legacy portal
         record = cutover_nginx.cutover(lb, legacy.base_url, national.base_url, retry_after_s=1)
         out, err = run.communicate(timeout=120)
     finally:

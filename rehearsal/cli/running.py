@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import PlanError, TargetError
-from .common import ExitCode, exit_for, print_gates
+from .common import ExitCode, exit_for, print_gates, tcp_port
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -44,30 +44,27 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
             print(f"rehearse: note: {exc}; 'baseline' gates are skipped", file=sys.stderr)
     for name in [*args.stage, *([args.start_from] if args.start_from else [])]:
         plan.stage(name)  # unknown names fail before any load is sent
-    target = resolve_target(args.target or plan.target, url=args.target_url, confirmed=args.confirm_target)
-    national_url = None
-    if args.national_url:
-        if target.embedded:
-            raise TargetError("--national-url is for a real target: on the embedded one the harness starts "
-                              "both portals itself")
-        national_url = str(resolve_target(args.target or plan.target, url=args.national_url,
-                                          confirmed=args.confirm_target).url)
+    target = resolve_target(args.target or plan.target, url=args.target_url, national_url=args.national_url,
+                            confirmed=args.confirm_target)
+    national_url = target.national_url
     if args.remote_workers and not args.master_bind:
         raise TargetError("--remote-workers needs --master-bind HOST:PORT (where the other machines connect)")
+    master_bind = _master_bind(args.master_bind) if args.master_bind else None
+    reports_dir = Path(args.reports_dir) if args.reports_dir else REPORTS_DIR
+    _check_output_paths(reports_dir, Path(args.junit) if args.junit else None)  # before any load, not after it
     if args.web_ui:
         print(f"Locust web UI (with the Rehearsal and Units tabs): http://127.0.0.1:{args.web_ui}", flush=True)
     result = run_plan(plan, target, only=args.stage or None, start_from=args.start_from, national_url=national_url,
                       web_ui_port=args.web_ui, workers=args.workers, remote_workers=args.remote_workers,
-                      master_bind=_master_bind(args.master_bind) if args.master_bind else None,
-                      reports_dir=Path(args.reports_dir) if args.reports_dir else REPORTS_DIR,
-                      baseline=baseline)
+                      master_bind=master_bind, reports_dir=reports_dir, baseline=baseline)
     summary = result.summary
     for stage in summary["stages"]:
         d, s = stage["dossiers"], stage["sessions"]
         print(f"{stage['name']}: {stage['verdict']}  units {stage['units']}  "
               f"completion {percent(stage['completion_rate'])}  sessions {s['peak_harness']} harness / "
               f"{s['peak_portal']} portal  dossiers {d['submitted']} submitted, {d['complete']} complete, "
-              f"{d['lost']} lost, {d['duplicated']} duplicated")
+              f"{d.get('withdrawn', 0)} withdrawn, {d['lost']} lost, {d['duplicated']} duplicated"
+              + _untrusted([stage]))
         print_gates([g for g in stage["gates"] if g.get("status") != "passed"])
         if stage.get("aborted"):
             print(f"  stage aborted at {stage['aborted'].get('at_s')} s (simulated) by gate "
@@ -77,7 +74,7 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
     if summary.get("gates"):
         print("whole run:")
         print_gates(summary["gates"])
-    print(f"verdict: {summary['verdict']}")
+    print(f"verdict: {summary['verdict']}" + _untrusted(summary["stages"]))
     if args.junit:
         write_junit(summary, Path(args.junit), plan)
     print(f"report: {build_report(result.run_dir)}")
@@ -91,6 +88,14 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
         print(f"rehearse: error: the run did not complete; what was measured is in {result.run_dir}",
               file=sys.stderr)
     return exit_for(summary["verdict"])
+
+
+def _untrusted(stages: list[dict]) -> str:
+    """``  (measurement untrustworthy: harness starved for N s)`` when the harness was starved in `stages`."""
+    from ..results.starved import untrustworthy
+
+    note = untrustworthy(stages)
+    return f"  ({note})" if note else ""
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -111,8 +116,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from ..run.worker import run_remote_workers
 
     plan = load_plan(args.scenario, time_scale=args.time_scale)
-    run_remote_workers(plan, args.master, processes=args.processes, only=args.stage, start_from=args.start_from)
-    return ExitCode.GO
+    worst = run_remote_workers(plan, args.master, processes=args.processes, only=args.stage,
+                               start_from=args.start_from)
+    return ExitCode.ERROR if worst else ExitCode.GO  # the failing stage and its code are already on stderr
 
 
 def _workers(text: str) -> int:
@@ -125,11 +131,35 @@ def _workers(text: str) -> int:
     return n
 
 
+def _processes(text: str) -> int:
+    """An argparse type: 1 to 64 processes."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 worker processes; found {text!r}")
+    return int(text)
+
+
 def _master_bind(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise TargetError(f"--master-bind: expected HOST:PORT like 0.0.0.0:5557; found {text!r}")
-    return host, int(port)
+    from ..shared.net import UrlError, parse_address
+
+    try:
+        return parse_address(text)
+    except UrlError as exc:
+        raise TargetError(f"--master-bind {text!r}: {exc} (expected HOST:PORT like 0.0.0.0:5557)") from None
+
+
+def _check_output_paths(reports_dir: Path, junit: Path | None) -> None:
+    """Refuse (`RunError`) a reports directory or JUnit file that could not be written, before the run, not after it."""
+    from ..errors import RunError
+
+    for folder, option in ((reports_dir, "--reports-dir"), *([(junit.parent, "--junit")] if junit else [])):
+        if folder.exists() and not folder.is_dir():
+            raise RunError(f"{option} {folder}: not a directory")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"{option} {folder}: cannot make the directory: {exc.strerror or exc}") from None
+    if junit is not None and junit.is_dir():
+        raise RunError(f"--junit {junit}: is a directory (expected a file name, e.g. {junit / 'junit.xml'})")
 
 
 def _add_time_scale(p: argparse.ArgumentParser, help: str = "compress simulated time N times (default: the "
@@ -149,14 +179,15 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="also wait for N workers from other machines ('rehearse worker'); needs --master-bind")
     p.add_argument("--master-bind", default=None, metavar="HOST:PORT",
                    help="where the Locust master listens for workers (default: loopback, any free port)")
-    p.add_argument("--web-ui", type=int, default=None, metavar="PORT",
+    p.add_argument("--web-ui", type=tcp_port, default=None, metavar="PORT",
                    help="run each stage with Locust's web UI on 127.0.0.1:PORT (it starts and stops by itself)")
     p.add_argument("--national-url", default=None, metavar="URL",
                    help="for a cutover against real portals: the national portal (the target is the legacy one)")
     p.add_argument("--target", default=None, help="target name from config/targets.yaml (default: the scenario's)")
     p.add_argument("--target-url", default=None, help="override the target's URL (must be on the allowed list)")
-    p.add_argument("--confirm-target", action="store_true",
-                   help="confirm a target that is allowed but not loopback")
+    p.add_argument("--confirm-target", action="append", default=[], metavar="HOST",
+                   help="confirm a target host that is allowed but not loopback: exactly the host of its URL "
+                        "(repeat it for --national-url's host)")
     p.add_argument("--reports-dir", default=None, help="where run directories go (default: reports/)")
     p.add_argument("--baseline", default=None, metavar="NAME",
                    help="baseline (baselines/NAME.json, or a file) for gates written 'baseline * 1.10'")
@@ -195,7 +226,7 @@ def add_worker(sub: argparse._SubParsersAction) -> None:
                                    "--remote-workers, stage after stage.")
     p.add_argument("scenario", help="the same scenario YAML as the run")
     p.add_argument("--master", required=True, metavar="HOST[:PORT]", help="the run's --master-bind address")
-    p.add_argument("--processes", type=int, default=1, metavar="N", help="worker processes here (default 1)")
+    p.add_argument("--processes", type=_processes, default=1, metavar="N", help="worker processes here (default 1)")
     p.add_argument("--stage", action="append", default=[], metavar="NAME", help="as given to the run")
     p.add_argument("--from", dest="start_from", default=None, metavar="NAME", help="as given to the run")
     _add_time_scale(p, "as given to the run")

@@ -3,8 +3,9 @@
 `matplotlib.figure.Figure` with the Agg canvas (no pyplot, no global
 state, no display). The x axis of every time chart is **simulated minutes
 from the start of the stage** — what a manager reads ("the 2-hour mark") —
-and every time chart carries the stage's fault spans (shaded) and cutover
-markers (a vertical line).
+and every time chart carries the stage's fault spans (shaded), cutover
+markers (a vertical line) and the windows in which the harness was starved
+(hatched grey: what was measured there cannot be trusted).
 """
 
 from __future__ import annotations
@@ -26,13 +27,18 @@ from matplotlib.figure import Figure  # noqa: E402
 from .data import StageData  # noqa: E402
 
 BLUE, ORANGE, GREEN, RED, GREY, PURPLE = "#1f6feb", "#d97706", "#1a7f37", "#cf222e", "#6e7781", "#8250df"
+#: Steps a dossier reached, from its final status. Withdrawn ones (7 asked, 8 stopped) are the last two
+#: bars, apart: their final status does not say how far they had gone before the citizen asked.
 STATUS_FUNNEL = (
     ("submitted", (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)),
-    ("received", (2, 4, 5, 7, 8, 9, 10)),
-    ("processing", (4, 5, 7, 8, 9, 10)),
+    ("received", (2, 4, 5, 9, 10)),
+    ("processing", (4, 5, 9, 10)),
     ("decided", (9, 10)),
     ("returned", (10,)),
+    ("withdrawal_asked", (7,)),
+    ("stopped", (8,)),
 )
+WITHDRAWN_STEPS = ("withdrawal_asked", "stopped")
 
 
 def _png(fig: Figure) -> str:
@@ -54,7 +60,11 @@ def _minutes(stage: StageData, t: Any, scale: float) -> Any:
 
 
 def _markers(ax: Axes, stage: StageData, scale: float, labels: dict[str, str]) -> None:
-    """Fault spans shaded, cutover and migration as vertical lines."""
+    """Fault spans shaded, starved windows hatched, cutover and migration as vertical lines."""
+    for i, w in enumerate(stage.starved):
+        ax.axvspan(_minutes(stage, float(w["from"]), scale), _minutes(stage, float(w["to"]), scale), facecolor=GREY,
+                   alpha=0.18, hatch="//", edgecolor=GREY, linewidth=0,
+                   label=labels.get("starved_chart", "harness starved") if i == 0 else None)
     starts: dict[str, float] = {}
     end_x = ax.get_xlim()[1]
     for m in stage.markers:
@@ -98,7 +108,9 @@ def completion_chart(stage: StageData, scale: float, target: float, labels: dict
         if ts.empty:
             return False
         x = _minutes(stage, ts["t"], scale)
-        ax.plot(x, 100.0 * ts["complete"] / ts["submitted"], color=BLUE, label=labels["completion"])
+        # Withdrawn dossiers leave the count (complete ÷ (submitted − withdrawn)), as in the summary.
+        counted = ts["submitted"] - (ts["withdrawn"].fillna(0) if "withdrawn" in ts else 0)
+        ax.plot(x, 100.0 * ts["complete"] / counted.where(counted > 0), color=BLUE, label=labels["completion"])
         ax.axhline(100 * target, color=RED, linewidth=1, linestyle="--", label=f"{100 * target:g} %")
         ax.set_ylim(0, 102)
         ax.set_ylabel("%")
@@ -193,13 +205,15 @@ def funnel_counts(by_status: dict[str, int]) -> list[tuple[str, int]]:
 
 def funnel_chart(by_status: dict[str, int], labels: dict[str, str]) -> str:
     steps = funnel_counts(by_status)
-    fig, ax = _figure(height=2.2)
+    if not any(n for s, n in steps if s in WITHDRAWN_STEPS):  # nobody withdrew: the five steps only
+        steps = [(s, n) for s, n in steps if s not in WITHDRAWN_STEPS]
+    fig, ax = _figure(height=2.2 if len(steps) <= 5 else 2.8)
     if not steps or steps[0][1] == 0:
         _empty(ax, labels["no_data"])
         return _png(fig)
     names = [labels[f"step_{s}"] for s, _ in steps][::-1]
     values = [n for _, n in steps][::-1]
-    bars = ax.barh(names, values, color=BLUE)
+    bars = ax.barh(names, values, color=[ORANGE if s in WITHDRAWN_STEPS else BLUE for s, _ in steps][::-1])
     ax.bar_label(bars, labels=[f"{v:,}" for v in values], fontsize=8, padding=3)
     ax.set_xlim(0, max(values) * 1.15)
     ax.tick_params(labelsize=8)

@@ -105,6 +105,8 @@ class StageData:
     completion_times: pd.DataFrame
     t0: float | None = None
     """Wall time of the stage's first sample: charts count seconds from here."""
+    starved: list[dict[str, Any]] = field(default_factory=list)
+    """Windows in which the harness was starved (``summary.json``'s ``starved``): shaded on every time chart."""
 
     def rel(self, t: Any) -> Any:
         return t - (self.t0 or 0.0)
@@ -139,5 +141,5 @@ def load_run(run_dir: Path, summary: dict[str, Any]) -> RunData:
             markers=stage.get("markers") or read_jsonl(sdir / "markers.jsonl"),
             failures=read_failures(sdir / "locust_failures.csv"),
             completion_times=ledger_completion_times(run_dir / "ledger" / f"{name}.jsonl", groups, scale),
-            t0=t0)
+            t0=t0, starved=(stage.get("starved") or {}).get("windows") or [])
     return data

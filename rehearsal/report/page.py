@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ def _kpis(stage: dict[str, Any], t: dict[str, str]) -> str:
         _tile("duplicated", t["duplicated"], f"{d['duplicated']:,}", f"{t['target_short']} 0",
               _state(None, d["duplicated"] == 0)),
     ]
+    if "withdrawn" in d:  # stopped at the citizen's request: counted apart, out of the completion rate
+        tiles.insert(7, _tile("withdrawn", t["withdrawn"], f"{d['withdrawn']:,}", t["withdrawn_note"]))
     return f"<div class='tiles'>{''.join(tiles)}</div>"
 
 
@@ -108,6 +111,8 @@ def _gates(stage: dict[str, Any], t: dict[str, str], title: str | None = None) -
         named = g["name"] != g["expr"]
         expected = e(g.get("expected") or "") + (f" <span class='muted'>({e(g['detail'])})</span>"
                                                   if g.get("detail") else "")
+        if g.get("starved_s"):  # judged on a window in which the harness was starved: still the result, flagged
+            label = f"{label} <span title='{e(t['starved_gate'])}' data-kpi='starved-gate'>⚠</span>"
         rows.append(f"<tr><td>{e(g['name']) + ' — ' if named else ''}<code>{e(g['expr'])}</code></td>"
                     f"<td>{_num(g['observed'])}</td><td>{expected}</td><td class='{css}'>{label}</td></tr>")
     return (f"<h3>{title or t['gates']}</h3><div class='wrap'><table><tr><th>{t['gate']}</th>"
@@ -140,9 +145,11 @@ def _unit_grid(stage: dict[str, Any], t: dict[str, str]) -> str:
         for u in group:
             r = results.get(str(u.code), {})
             sub, done, rate = r.get("submitted", 0), r.get("complete", 0), r.get("completion_rate")
+            withdrawn = r.get("withdrawn", 0)  # out of the rate's count: done / (sub - withdrawn)
             taking_part = in_stage is None or u.code in in_stage
             cls = _unit_class(rate, sub, taking_part, target)
-            tip = (f"{u.code} {u.name}: {done}/{sub} {percent(rate)}" if sub
+            tip = (f"{u.code} {u.name}: {done}/{sub - withdrawn} {percent(rate)}"
+                   + (f" · {t['withdrawn_short']} {withdrawn}" if withdrawn else "") if sub
                    else f"{u.code} {u.name}: {t['no_dossiers'] if taking_part else t['not_in_stage']}")
             label = "" if rate is None else f"{math.floor(rate * 100 + 1e-9):.0f}"
             cells.append(f"<div class='cell c{cls}' title='{e(tip)}' data-unit='{u.code}'>{label}</div>")
@@ -165,9 +172,10 @@ def _worst_units(stage: dict[str, Any], t: dict[str, str], scale: float, limit: 
         med = r.get("median_complete_s")
         med_txt = "–" if med is None else f"{med * scale / 60:,.0f} min"
         body.append(f"<tr><td>{code} {e(names.get(code, ''))}</td><td>{r['submitted']:,}</td><td>{r['complete']:,}</td>"
-                    f"<td>{percent(r['completion_rate'])}</td><td>{med_txt}</td></tr>")
+                    f"<td>{r.get('withdrawn', 0):,}</td><td>{percent(r['completion_rate'])}</td><td>{med_txt}</td></tr>")
     return (f"<h3>{t['worst']}</h3><div class='wrap'><table class='worst'><tr><th>{t['unit']}</th>"
-            f"<th>{t['submitted']}</th><th>{t['complete']}</th><th>{t['rate']}</th><th>{t['median_ttc']}</th></tr>"
+            f"<th>{t['submitted']}</th><th>{t['complete']}</th><th>{t['withdrawn_short']}</th><th>{t['rate']}</th>"
+            f"<th>{t['median_ttc']}</th></tr>"
             f"{''.join(body)}</table></div>")
 
 
@@ -229,6 +237,20 @@ def _figure(img: str, caption: str) -> str:
     return f"<figure><figcaption>{html.escape(caption)}</figcaption><img alt='{html.escape(caption)}' src='{img}'></figure>"
 
 
+def _starved(starved: dict[str, Any], t: dict[str, str], limit: int = 10) -> str:
+    """The stage's starved windows: what they mean, then the longest of them (UTC, seconds, why)."""
+    e = html.escape
+    windows = sorted(starved.get("windows") or [], key=lambda w: -w["seconds"])[:limit]
+    items = "".join(f"<li>{_utc(w['from'])}–{_utc(w['to'])} UTC ({w['seconds']:g} s): {e(str(w.get('why', '')))}</li>"
+                    for w in sorted(windows, key=lambda w: w["from"]))
+    text = t["starved"].format(seconds=_num(starved["seconds"]), share=percent(starved.get("share")))
+    return f"<div data-kpi='starved'><p class='fail'>{e(text)}</p><ul class='muted'>{items}</ul></div>"
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(float(t), timezone.utc).strftime("%H:%M:%S")
+
+
 def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str], scale: float,
                 draw: bool = True) -> str:
     e = html.escape
@@ -241,6 +263,8 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
         ab = stage["aborted"]
         out.insert(1, f"<p class='fail' data-kpi='aborted'>"
                       f"{e(t['aborted'].format(at=round((ab.get('at_s') or 0) / 60), gate=ab.get('gate')))}</p>")
+    if (stage.get("starved") or {}).get("seconds"):
+        out.insert(1, _starved(stage["starved"], t))
     labels = {**t, "completion": t["completion"], "cutover": t["cutover"]}
     if draw and data is not None:
         target = stage.get("completion_target") or DEFAULT_COMPLETION_TARGET
@@ -296,6 +320,10 @@ def render(summary: dict[str, Any], data: RunData | None = None, lang: str = "vi
             f"{e(str(summary['started_at']))} → {e(str(summary.get('finished_at') or '…'))} · "
             f"{t['scale']} ×{scale:g} · {t['target']} {e(str(summary['target']))}</span></div>")
     body = [head]
+    starved_s = round(sum(float((s.get("starved") or {}).get("seconds") or 0) for s in stages), 1)
+    if starved_s:  # under the verdict: the verdict stands, but what it was measured on is in doubt
+        body.append(f"<div class='banner' style='background:#9a6700' data-kpi='starved-run'><b>⚠</b>"
+                    f"<span>{e(t['starved_run'].format(seconds=_num(starved_s)))}</span></div>")
     if verdict == "INCOMPLETE":
         body.append(f"<p class='fail'>{t['incomplete']}</p>")
     for err in summary.get("errors", []):

@@ -28,6 +28,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "lost": ("Hồ sơ thất lạc", "Lost dossiers"),
     "dossiers": ("Hồ sơ (nộp · xong)", "Dossiers (submitted · complete)"),
     "duplicated": ("Trùng", "Duplicated"),
+    "withdrawn": ("Hồ sơ rút (dừng xử lý)", "Withdrawn (stopped)"),
+    "withdrawn_note": ("không tính vào tỷ lệ hoàn thành", "left out of the completion rate"),
+    "withdrawn_short": ("rút", "withdrawn"),
     "target_short": ("mục tiêu", "target"),
     "gates": ("Ngưỡng", "Gates"),
     "gate": ("ngưỡng", "gate"),
@@ -72,6 +75,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "step_processing": ("đang/đã xử lý", "processing"),
     "step_decided": ("đã có kết quả", "decided"),
     "step_returned": ("đã trả kết quả", "returned"),
+    "step_withdrawal_asked": ("xin rút, chờ dừng", "withdrawal asked"),
+    "step_stopped": ("đã dừng xử lý (rút)", "stopped (withdrawn)"),
     "hcmc": ("TP.HCM cũ", "old HCMC"),
     "binh-duong": ("Bình Dương cũ", "old Bình Dương"),
     "ba-ria-vung-tau": ("Bà Rịa – Vũng Tàu cũ", "old Bà Rịa – Vũng Tàu"),
@@ -103,6 +108,16 @@ _WORDS: dict[str, tuple[str, str]] = {
     "not_run": ("Không chạy (giai đoạn trước bị dừng sớm): {names}.",
                "Not run (an earlier stage was aborted): {names}."),
     "baseline": ("so với mốc chuẩn", "against baseline"),
+    "starved": ("Số liệu không đáng tin: harness bị thiếu CPU trong {seconds} giây ({share} thời gian của giai đoạn); "
+                "số đo trong các khoảng đó gồm cả độ trễ của chính harness và của máy, không chỉ của cổng. "
+                "Các khoảng đó được gạch chéo trên mọi biểu đồ.",
+                "Measurement untrustworthy: the harness was starved for {seconds} s ({share} of the stage); what it "
+                "measured then includes its own and the machine's delays, not only the portal's. Those windows are "
+                "hatched on every time chart."),
+    "starved_run": ("Số liệu không đáng tin: harness bị thiếu CPU trong {seconds} giây.",
+                    "Measurement untrustworthy: harness starved for {seconds} s."),
+    "starved_chart": ("harness thiếu CPU", "harness starved"),
+    "starved_gate": ("đo khi harness thiếu CPU", "measured while the harness was starved"),
 }
 
 TEXT: dict[str, dict[str, str]] = {lang: {key: pair[i] for key, pair in _WORDS.items()}

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ..plan.gate_language import GATE_METRICS, Gate
+from ..shared.status import completion_rate
 from .gates import GateData, measure
 from .latency import read_latency
 from .stage_files import read_timeseries
+from .starved import stage_windows
 
 #: Figures a baseline keeps per request type.
 REQUEST_FIGURES = ("requests", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
@@ -33,6 +35,8 @@ def stage_figures(stage: dict[str, Any]) -> dict[str, float | None]:
         "duplicated_dossiers": d.get("duplicated") if reconciled else None,
         "submitted_dossiers": d.get("submitted") if reconciled else None,
         "complete_dossiers": d.get("complete") if reconciled else None,
+        # A summary from before withdrawals existed has no key: nothing was withdrawn then.
+        "withdrawn_dossiers": d.get("withdrawn", 0) if reconciled else None,
         "interruption_s": cut.get("interruption_s"),
         "migration_found_rate": cut.get("migration_found_rate"),
         "arrivals_dropped": stage.get("arrivals_dropped", 0),
@@ -47,7 +51,8 @@ def gate_data(stage_dir: Path, stage: dict[str, Any], time_scale: float) -> Gate
     ends = [x for x in (log.end, series[-1]["t"] if series else None) if x is not None]
     return GateData(time_scale=log.time_scale or time_scale, start=start, end=max(ends) if ends else start,
                     latency_rows=log.rows, series=series, figures=stage_figures(stage),
-                    units={int(k): v for k, v in (stage.get("unit_results") or {}).items()})
+                    units={int(k): v for k, v in (stage.get("unit_results") or {}).items()},
+                    starved=stage_windows(stage_dir, series))
 
 
 def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float) -> GateData:
@@ -59,15 +64,16 @@ def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float
     for p in parts:
         for code, u in p.units.items():
             mine = units.setdefault(code, {})
-            for k in ("submitted", "complete", "lost", "finished", "on_time"):
+            for k in ("submitted", "complete", "lost", "finished", "on_time", "withdrawn"):
                 mine[k] = int(mine.get(k) or 0) + int(u.get(k) or 0)
     figures: dict[str, float | None] = {}
     for key in ("lost_dossiers", "duplicated_dossiers", "submitted_dossiers", "complete_dossiers",
-                "arrivals_dropped"):
+                "withdrawn_dossiers", "arrivals_dropped"):
         values = [p.figures.get(key) for p in parts]
         figures[key] = None if not values or any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
     sub, comp = figures["submitted_dossiers"], figures["complete_dossiers"]
-    figures["completion_rate"] = comp / sub if sub and comp is not None else None
+    figures["completion_rate"] = (completion_rate(int(comp), int(sub), int(figures["withdrawn_dossiers"] or 0))
+                                  if sub is not None and comp is not None else None)
     fin = sum(int(u.get("finished") or 0) for u in units.values())
     figures["on_time_rate"] = sum(int(u.get("on_time") or 0) for u in units.values()) / fin if fin else None
     cuts = [p.figures.get("interruption_s") for p in parts if p.figures.get("interruption_s") is not None]
@@ -77,7 +83,8 @@ def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float
     figures["migration_found_rate"] = min(found) if found else None  # type: ignore[type-var]
     return GateData(time_scale=time_scale, start=min(starts) if starts else None, end=max(ends) if ends else None,
                     latency_rows=[r for p in parts for r in p.latency_rows],
-                    series=[r for p in parts for r in p.series], figures=figures, units=units)
+                    series=[r for p in parts for r in p.series], figures=figures, units=units,
+                    starved=[w for p in parts for w in p.starved])
 
 
 def _probe(metric: str, filters: tuple[tuple[str, str], ...] = ()) -> Gate:

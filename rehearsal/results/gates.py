@@ -28,6 +28,7 @@ from hdrh.histogram import HdrHistogram
 
 from ..plan.gate_language import DOSSIER_METRICS, REQUEST_METRICS, SESSION_METRICS, Gate
 from ..shared.formats import number
+from ..shared.status import completion_rate
 from ..shared.wards import units_by_code
 from .windows import WindowedFigure
 
@@ -48,6 +49,8 @@ class GateResult:
     """The comparison with its threshold resolved, e.g. ``<= 880`` or ``<= 880 (baseline 800 × 1.1)``."""
     detail: str = ""
     """Where the figure comes from when it helps: the worst window, no data, the abort."""
+    starved_s: float | None = None
+    """Seconds the harness was starved inside the span judged (`rehearsal.results.starved`); None if not."""
 
     @property
     def passed(self) -> bool | None:
@@ -55,7 +58,7 @@ class GateResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "expr": self.expr, "observed": self.observed, "passed": self.passed,
-                "status": self.status, "expected": self.expected, "detail": self.detail}
+                "status": self.status, "expected": self.expected, "detail": self.detail, "starved_s": self.starved_s}
 
 
 @dataclass
@@ -72,8 +75,10 @@ class GateData:
     """Time-series rows (``t``, ``sessions_harness``, ``sessions_portal``), in time order."""
     figures: Mapping[str, float | None] = field(default_factory=dict)
     """Whole-stage figures of the metrics that are counted once (dossiers, cutover, dropped arrivals)."""
+    starved: Sequence[dict[str, Any]] = ()
+    """Windows in which the harness was starved (`rehearsal.results.starved`): gates judged on them are marked."""
     units: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
-    """Per unit: submitted, complete, lost, on_time, finished (for dossier filters)."""
+    """Per unit: submitted, complete, lost, on_time, finished, withdrawn (for dossier filters)."""
 
 
 def _unit_matches(gate: Gate, code: int) -> bool:
@@ -102,12 +107,12 @@ def _dossier_value(gate: Gate, data: GateData) -> tuple[float | None, str]:
         return sum(int(u.get(k) or 0) for u in chosen)
     m = gate.metric
     if m == "completion_rate":
-        sub = total("submitted")
-        return (total("complete") / sub if sub else None), f"{len(chosen)} units"
+        return completion_rate(total("complete"), total("submitted"), total("withdrawn")), f"{len(chosen)} units"
     if m == "on_time_rate":
         fin = total("finished")
         return (total("on_time") / fin if fin else None), f"{len(chosen)} units"
-    key = {"submitted_dossiers": "submitted", "complete_dossiers": "complete", "lost_dossiers": "lost"}[m]
+    key = {"submitted_dossiers": "submitted", "complete_dossiers": "complete", "lost_dossiers": "lost",
+           "withdrawn_dossiers": "withdrawn"}[m]
     return float(total(key)), f"{len(chosen)} units"
 
 

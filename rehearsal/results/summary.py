@@ -19,6 +19,7 @@ from .gates import GateData, GateResult, evaluate, verdict_of
 from .latency import stage_latency
 from .reconcile import Reconciliation
 from .stage_files import read_abort, read_locust_stats, read_markers, read_timeseries
+from .starved import mark_starved, stage_starved
 
 
 def portal_outages(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -55,7 +56,8 @@ def _workers(series: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def judge_stage(gates: tuple[Gate, ...] | list[Gate], data: GateData, *, baseline: dict[str, Any] | None,
                 baseline_name: str | None, aborted: dict[str, Any] | None = None) -> list[GateResult]:
-    """The stage's gates; the gate that aborted the stage stays failed whatever the figures say now."""
+    """The stage's gates; the gate that aborted the stage stays failed whatever the figures say now, and a
+    gate judged on a span in which the harness was starved says so (`rehearsal.results.starved`)."""
     results = evaluate(gates, data, baseline=baseline, baseline_name=baseline_name)
     if aborted:
         results = [GateResult(r.name, r.expr, aborted.get("observed", r.observed), "failed",
@@ -63,7 +65,7 @@ def judge_stage(gates: tuple[Gate, ...] | list[Gate], data: GateData, *, baselin
                               f"aborted the stage at {aborted.get('at_s', 0):.0f} s (simulated)"
                               + (f"; {aborted['detail']}" if aborted.get("detail") else ""))
                    if r.name == aborted.get("gate") else r for r in results]
-    return results
+    return mark_starved(gates, results, data)  # a figure measured while the harness was starved says so
 
 
 def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
@@ -110,6 +112,7 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "dossiers": {"submitted": rec.submitted if rec else 0, "complete": rec.complete if rec else 0,
                      "lost": len(rec.lost) if rec else 0, "duplicated": rec.duplicated if rec else 0,
                      "inconsistent": len(rec.inconsistent) if rec else 0,
+                     "withdrawn": rec.withdrawn if rec else 0,
                      "by_status": {str(k): v for k, v in sorted(rec.by_status.items())} if rec else {}},
         "completion_rate": rec.completion_rate if rec else 0.0,
         "completion_target": target,
@@ -131,6 +134,7 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "arrivals_dropped": counts.get("arrival_dropped", 0),
         "portal_outages": portal_outages(series),
         "workers": _workers(series),
+        "starved": stage_starved(stage_dir, series),
     }
     aborted = read_abort(stage_dir)
     if aborted:
@@ -171,6 +175,10 @@ def read_summary_file(run_dir: Path) -> dict[str, Any]:
     if not Path(run_dir).is_dir():
         raise RunError(f"{run_dir}: no such run directory")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RunError(f"{path}: cannot read the run summary: {exc}") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("stages"), list) \
+            or not all(isinstance(s, dict) for s in summary["stages"]) or not isinstance(summary.get("verdict"), str):
+        raise RunError(f"{path}: not a run summary (expected an object with 'verdict' and a list of 'stages')")
+    return summary

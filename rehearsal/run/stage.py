@@ -5,7 +5,10 @@ plain-Python world: it starts them with the command lines of
 `rehearsal.run.locust_command`, follows the stage's time series
 (``timeseries.jsonl``, written by the master or the single process) for a
 progress line, and stops Locust with SIGINT (it still writes its CSVs and
-flushes the ledger) on Ctrl-C or when the stage runs far past its plan.
+flushes the ledger) on Ctrl-C or when the stage runs far past its plan. Its
+own half-second loop is a witness too: how late it wakes, every 2 s, goes to
+``harness.jsonl`` beside the time series (`HarnessLateness`), so a machine
+that starves every process is seen from outside Locust as well.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 from ..plan import Plan, Stage
 from ..shared.jsonl import JsonlTail
+from ..shared.starvation import cpu_pressure, why_starved
+from ..shared.status import completion_rate
 from .locust_command import LocustCommand
 from .processes import die_with_parent, free_port, stop_process
 from .targets import Target
@@ -33,6 +38,8 @@ STAGE_OVERRUN_S = 120.0
 WORKERS_MAX_WAIT_S = 120.0
 
 Progress = Callable[[str, bool], None]
+#: The progress loop's step, and how often its lateness is written.
+TICK_S, HARNESS_EVERY_S = 0.5, 2.0
 
 
 def progress_line(stage: Stage, plan: Plan, row: dict[str, Any] | None, elapsed: float) -> str:
@@ -41,13 +48,15 @@ def progress_line(stage: Stage, plan: Plan, row: dict[str, Any] | None, elapsed:
     if not row:
         return f"[{stage.name}] {elapsed:5.0f}/{total:.0f} s  starting…"
     sub, done = row.get("submitted", 0), row.get("complete", 0)
-    rate = f"{done / sub:6.1%}" if sub else "     –"
+    share = completion_rate(done, sub, row.get("withdrawn", 0))  # withdrawn dossiers leave the count
+    rate = f"{share:6.1%}" if share is not None else "     –"
     portal = row.get("sessions_portal")
+    starved = why_starved(row)
     return (f"[{stage.name}] {elapsed:5.0f}/{total:.0f} s  users {row.get('users', 0):5d}  "
             f"sessions {row.get('sessions_harness', 0):5d} harness / "
             f"{'–' if portal is None else portal:>5} portal  "
             f"dossiers {sub:6d} submitted {done:6d} complete {rate}  "
-            f"{row.get('rps', 0):6.1f} req/s")
+            f"{row.get('rps', 0):6.1f} req/s" + (f"  STARVED: {starved}" if starved else ""))
 
 
 def print_progress(line: str, final: bool) -> None:
@@ -71,6 +80,37 @@ class _Series:
         if rows:
             self.last = rows[-1]
         return self.last
+
+
+class HarnessLateness:
+    """How late this process's own loop wakes, written every `HARNESS_EVERY_S` to ``harness.jsonl``.
+
+    Each row: ``t``, ``late_ms`` (the worst oversleep of a `TICK_S` sleep in
+    the interval), ``late_at`` (when it ended) and ``cpu_pressure`` (the machine's).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open("a", encoding="utf-8")
+        self.worst = (0.0, time.time())
+        self.next_write = time.monotonic() + HARNESS_EVERY_S
+
+    def sleep(self) -> None:
+        """One step of the loop: sleep `TICK_S`, note how late it woke, write a row when one is due."""
+        before = time.monotonic()
+        time.sleep(TICK_S)
+        late = max(0.0, time.monotonic() - before - TICK_S)
+        if late >= self.worst[0]:
+            self.worst = (late, time.time())
+        if time.monotonic() >= self.next_write:
+            self.next_write = time.monotonic() + HARNESS_EVERY_S
+            row = {"t": round(time.time(), 3), "late_ms": round(self.worst[0] * 1000, 1),
+                   "late_at": round(self.worst[1], 3), "cpu_pressure": cpu_pressure()}
+            self.worst = (0.0, time.time())
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
@@ -104,6 +144,7 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
     else:
         cmd = command.single(stage_dir, web_ui_port=web_ui_port)
     series = _Series(stage_dir / "timeseries.jsonl")
+    lateness = HarnessLateness(stage_dir / "harness.jsonl")
     started = time.monotonic()
     worker_procs: list[subprocess.Popen[bytes]] = []
     with (stage_dir / "locust.out").open("ab") as out:
@@ -118,7 +159,7 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
         try:
             next_print = 0.0
             while proc.poll() is None:
-                time.sleep(0.5)
+                lateness.sleep()
                 elapsed = time.monotonic() - started
                 if progress and elapsed >= next_print:
                     progress(progress_line(stage, plan, series.latest(), elapsed), False)
@@ -130,6 +171,7 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
             stop_process(proc, signal.SIGINT, 30)  # Locust writes its CSVs and flushes the ledger on SIGINT
             raise
         finally:
+            lateness.close()
             for w in worker_procs:  # workers quit with their master; make sure of it
                 try:
                     w.wait(15)

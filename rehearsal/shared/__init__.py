@@ -3,5 +3,6 @@
 The official units (`wards`), the procedure catalogue (`catalogue`), the
 dossier status codes (`status`); how figures are written for people
 (`formats`), the one tolerant JSON-lines reader (`jsonl`), loopback and URL
-rules (`net`), the heap freezer (`heap`). Nothing here imports another room.
+rules (`net`), the heap freezer (`heap`), whether the harness is starved
+(`starvation`). Nothing here imports another room.
 """
