@@ -147,10 +147,18 @@ def put_faults() -> Any:
     faults = [parse_fault(f, i, kinds) for i, f in enumerate(body["faults"])]
     state = fault_state()
     state.replace(faults)
+    _tell_peers(state)
     on_faults = current_app.config.get("ON_FAULTS")
     if on_faults is not None:
         on_faults(state)
     return jsonify(state.as_dict())
+
+
+def _tell_peers(state: FaultState) -> None:
+    """With several processes, every one of them plays the new faults (or door) before the call answers."""
+    peers = current_app.config.get("PEERS")
+    if peers is not None:
+        peers.put_faults(current_app.config["PEERS_SCOPE"], state)
 
 
 @bp.post("/api/admin/close")
@@ -168,6 +176,7 @@ def close() -> Any:
     retry = whole(body.get("retry_after_s", 30), "retry_after_s", 0, 86400)
     state = fault_state()
     state.closed = Closed(mode=mode, moved_to=moved_to.rstrip("/"), retry_after_s=retry)
+    _tell_peers(state)
     return jsonify(at=time.time(), **state.as_dict())
 
 
@@ -175,6 +184,7 @@ def close() -> Any:
 def reopen() -> Any:
     """Undo close."""
     fault_state().closed = None
+    _tell_peers(fault_state())
     return jsonify(closed=False)
 
 

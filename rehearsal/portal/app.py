@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..shared.catalogue import load_catalogue
@@ -36,7 +36,7 @@ from .dvcqg_api import bp as dvcqg_bp
 from .errors import ApiError, error_body
 from .faults import FaultState
 from .inputs import DossierIdConverter, PathRefusal, shown
-from .live import LiveView
+from .live import LiveView, interval_for
 from .settings import PortalSettings
 from .supervisor import LinkSupervisor
 
@@ -79,8 +79,8 @@ def create_provincial_app(settings: PortalSettings) -> Flask:
 
     def stats_extra() -> dict[str, Any]:
         block = outbox.link_block(get_db())
-        block.update(supervisor.as_dict() if supervisor else {"configured": False, "agent_alive": False,
-                                                                "agent_restarts": 0})
+        link = current_app.config.get("LINK")  # process 0's supervisor, or its proxy in the other processes
+        block.update(link.as_dict() if link else {"configured": False, "agent_alive": False, "agent_restarts": 0})
         return {"link": block}
 
     return assemble(settings, (admin.bp, auth.officer_bp, auth.bp, officer.bp, linkadmin.bp, ops.bp),
@@ -93,7 +93,8 @@ def assemble(settings: PortalSettings, blueprints: Iterable[Blueprint], live: Li
     """A Flask app of these blueprints, with the shared state, the error answers and the timing of each call."""
     app = Flask(__name__)
     catalogue = load_catalogue()
-    app.config.update(PORTAL=settings, LIVE=live or LiveView(settings.active_window_s), CATALOGUE=catalogue,
+    live = live or LiveView(settings.active_window_s, interval_for(settings.time_scale), settings.server_timing)
+    app.config.update(PORTAL=settings, LIVE=live, CATALOGUE=catalogue,
                       PROCEDURE_SUMMARIES=[p.summary() for p in catalogue.procedures],
                       SESSIONS={}, OTPS={}, FAULTS=FaultState(),
                       # The largest body any call takes; JSON bodies have their own, smaller limits (inputs.read_json).
@@ -143,13 +144,17 @@ def _time_requests(app: Flask) -> None:
         # Named by route, not path, so dossier ids do not explode the table.
         rule = request.url_rule.rule if request.url_rule else "<unmatched>"
         request.environ["rehearsal.endpoint"] = (f"{request.method} {rule}", response.status_code >= 500)
+        if app.config.get("PROCESSES", 1) > 1:  # which process answered (several share the listening socket)
+            response.headers["X-Portal-Process"] = str(app.config["PROCESS_INDEX"])
         return response
 
     flask_app = app.wsgi_app
     live: LiveView = app.config["LIVE"]
 
     def timed_wsgi_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        """Server-side timing of the whole WSGI call: routing, handler, database, response body."""
+        """Server-side timing of the whole WSGI call, where the server does not time it (a test client)."""
+        if environ.get("rehearsal.timed_by_server"):  # the portal's server times it, the answer's writing too
+            return flask_app(environ, start_response)
         t0 = time.perf_counter()
         body = flask_app(environ, start_response)
         endpoint, error = environ.get("rehearsal.endpoint", ("<unmatched>", False))

@@ -71,6 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                 ("backoff-max", 300.0, "the longest wait after failures")):
         p.add_argument(f"--link-{name}", type=float, default=default, metavar="SECONDS",
                        help=f"provincial: simulated seconds {what} (default {default:g})")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="serve from N processes sharing the listening sockets (SO_REUSEPORT); counts stay exact")
+    p.add_argument("--listeners", type=int, default=1, metavar="K",
+                   help="listen on K ports of --host (the first --port, the others any free ones; GET /api/health "
+                        "lists them in 'urls'): one client address holds ~28,000 connections per port")
+    p.add_argument("--no-server-timing", dest="server_timing", action="store_false",
+                   help="do not time calls server-side (only to measure what the timing costs)")
     p.add_argument("--port-file", default=None, help="write the bound port here once listening")
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
     p.add_argument("--session-ttl", type=float, default=8 * 3600, metavar="SECONDS",
@@ -100,6 +107,8 @@ def serve_from_args(args: argparse.Namespace) -> int:
         raise PortalStartError(f"refusing to serve on {args.host}: not loopback (pass --allow-remote)")
     if args.time_scale <= 0 or args.officers_per_unit < 0:
         raise PortalStartError("--time-scale must be > 0 and --officers-per-unit ≥ 0")
+    if not 1 <= args.processes <= 64 or not 1 <= args.listeners <= 64:
+        raise PortalStartError("--processes and --listeners must be from 1 to 64")
     settings = settings_from_args(args)
     what = f"{args.system} system {settings.name}" if args.system else f"reference portal ({settings.face})"
 
@@ -112,7 +121,7 @@ def serve_from_args(args: argparse.Namespace) -> int:
     serve(settings, args.host, args.port, ready=ready, port_file=Path(args.port_file) if args.port_file else None,
           front_door_port=args.front_door_port if args.system == "provincial" else None,
           front_door_port_file=Path(args.front_door_port_file) if args.front_door_port_file else None,
-          front_door_ready=door_ready)
+          front_door_ready=door_ready, processes=args.processes, listeners=args.listeners)
     return 0
 
 
@@ -150,6 +159,7 @@ def settings_from_args(args: argparse.Namespace) -> PortalSettings:
                           name=args.name if args.system == "provincial" else "national",
                           link_password=link_password, integration_accounts=accounts,  # type: ignore[arg-type]
                           city_password=os.environ.get(args.city_password_env) or "rehearsal", link=link,
+                          server_timing=getattr(args, "server_timing", True),
                           **({"payment_secret": os.fsencode(secret)} if secret else {}))
 
 

@@ -59,7 +59,7 @@ SYSTEM_KINDS = {"portal": KINDS, "national": (*KINDS, "link-slow", "link-errors"
 #: What the national portal answers when a link or VNeID fault says it cannot reach its own systems.
 CONNECTION_FAILED = "Kết nối tới hệ thống thất bại"
 #: Paths a fault never touches: the portal must stay observable and controllable.
-EXEMPT_PREFIXES = ("/api/admin/", "/api/health", "/api/stats", "/metrics")
+EXEMPT_PREFIXES = ("/api/admin/", "/api/health", "/api/stats", "/api/timings", "/metrics")
 
 
 @dataclass

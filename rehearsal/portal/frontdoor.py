@@ -24,7 +24,7 @@ from flask import Flask, Response
 from . import admin, city, ops, payments
 from .app import assemble
 from .faults import FaultState
-from .live import LiveView
+from .live import LiveView, interval_for
 from .settings import PortalSettings
 
 #: The city portal's error numbers, by the portal's error code.
@@ -56,7 +56,8 @@ def to_city(body: dict[str, Any]) -> dict[str, Any]:
 def create_front_door_app(settings: PortalSettings) -> Flask:
     """The city-style front door of a provincial system (its own sessions, timings, faults and closed door)."""
     app = assemble(settings, (admin.bp, city.bp, payments.intermediary_bp, ops.bp),
-                   LiveView(settings.active_window_s), API="city", SESSION_HEADER=city.SESSION_HEADER,
+                   LiveView(settings.active_window_s, interval_for(settings.time_scale), settings.server_timing),
+                   API="city", SESSION_HEADER=city.SESSION_HEADER,
                    FAULTS=FaultState())
 
     @app.after_request

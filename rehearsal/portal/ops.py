@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from ..shared.status import COMPLETE_SQL
 from .context import live, settings
 from .db import get_db
+from .inputs import query_int
 from .live import PROM_BUCKETS
 from .openapi_systems import spec
 
@@ -47,8 +48,12 @@ def _who() -> dict[str, Any]:
 
 @bp.get("/api/health")
 def health() -> Response:
-    """Liveness, and which face or system this is."""
-    return jsonify(ok=True, **_who())
+    """Liveness, which face or system this is, and every URL it listens on (a harness spreads users over them)."""
+    cfg = current_app.config
+    # Said only when there is more than one process or URL: a single portal answers as it always has.
+    extra = {"urls": cfg["URLS"], "processes": cfg["PROCESSES"], "process": cfg["PROCESS_INDEX"]} \
+        if cfg.get("PROCESSES", 1) > 1 or len(cfg.get("URLS", ())) > 1 else {}
+    return jsonify(ok=True, **_who(), **extra)
 
 
 @bp.get("/api/stats")
@@ -59,7 +64,7 @@ def stats() -> Response:
     by_status, by_unit, total = _counts()
     timings = {name: {"count": t.count, "errors": t.errors, "p50_ms": t.percentile_ms(0.5),
                       "p95_ms": t.percentile_ms(0.95), "p99_ms": t.percentile_ms(0.99)}
-               for name, t in sorted(view.timings.items())}
+               for name, t in sorted(view.merged_timings().items())}
     extra = current_app.config.get("STATS_EXTRA")
     return jsonify(**_who(), sessions_active=sum(active.values()), sessions_by_role=active,
                    window_s=cfg.active_window_s, dossiers_by_status=by_status, dossiers_by_unit=by_unit,
@@ -80,7 +85,7 @@ def metrics() -> Response:
     lines += [f'portal_dossiers{{status="{s}"}} {n}' for s, n in sorted(by_status.items(), key=lambda x: int(x[0]))]
     lines += ["# HELP portal_request_duration_seconds Server-side request time by endpoint.",
               "# TYPE portal_request_duration_seconds histogram"]
-    for name, t in sorted(view.timings.items()):
+    for name, t in sorted(view.merged_timings().items()):
         label = name.replace("\\", "\\\\").replace('"', '\\"')
         cumulative = 0
         for le, n in zip(PROM_BUCKETS, t.prom):
@@ -90,3 +95,23 @@ def metrics() -> Response:
         lines.append(f'portal_request_duration_seconds_sum{{endpoint="{label}"}} {t.total_s:.6f}')
         lines.append(f'portal_request_duration_seconds_count{{endpoint="{label}"}} {t.count}')
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+
+
+#: What the server-side times of ``/api/timings`` cover (said in every answer).
+TIMING_COVERS = ("from the request line and headers read to the answer's last byte handed to the kernel; "
+                 "not the accept queue, not the wait for a connection's next request")
+
+
+@bp.get("/api/timings")
+def timings() -> Response:
+    """Server-side time per route as HDR histograms per interval, from ``since`` (epoch s), every process merged."""
+    view = live()
+    since = query_int("since", 0, 0, 2**40)
+    now = time.time()
+    intervals = []
+    for t0, routes in sorted(view.intervals_since(since).items()):
+        intervals.append({"t0": t0, "t": t0 + view.interval_s, "closed": t0 + view.interval_s <= now,
+                          "routes": {name: {"count": e[1], "errors": e[2], "hdr": e[0].encode().decode("ascii")}
+                                     for name, e in sorted(routes.items())}})
+    return jsonify(**_who(), interval_s=view.interval_s, now=now, unit="us", covers=TIMING_COVERS,
+                   processes=current_app.config.get("PROCESSES", 1), intervals=intervals)

@@ -29,6 +29,13 @@ part that was too long (the longest query parameter, or ``path``), and logs
 one line instead of gevent's traceback. A client still sending a very long
 request line when the answer comes may see the connection reset instead.
 
+Each request's server-side time (`JsonErrorHandler.run_application`) runs
+from the moment gevent has read and parsed the request line and headers to
+the moment the last byte of the answer has been handed to the kernel: the
+body's reading, routing, faults, the handler, the database and the writing of
+the answer are in it; the accept queue, the wait for a connection's next
+request and the client's network are not.
+
 A provincial system may serve a second app from the same process: its
 city-style front door (`rehearsal.portal.frontdoor`), on a port of its own
 and with its own error shape (`CityErrorHandler`). Once both listen, the
@@ -45,6 +52,7 @@ import os
 import signal
 import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,12 +68,12 @@ from .db import close_pool
 from .errors import PortalStartError, error_body
 from .frontdoor import create_front_door_app, to_city
 from .inputs import shown
+from .peers import Peers, peers_path
+from .processes import BACKLOG, ProcessPlan, keep_in_step, listen, share, start_peers, stop_peers
 from .settings import PortalSettings
 from .supervisor import LinkSupervisor
 
 log = logging.getLogger("rehearsal.portal")
-#: Connections the kernel may queue before the portal accepts them.
-BACKLOG = 4096
 
 
 _REASONS = {400: "Bad Request", 414: "Request-URI Too Long", 431: "Request Header Fields Too Large",
@@ -94,6 +102,18 @@ class JsonErrorHandler(WSGIHandler):
 
     #: How an error body is written (the portal's shape as it is; the city door's `to_city`).
     shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+
+    def run_application(self) -> None:
+        """Run the app and write its answer, timed: from the request's head read to the answer's last byte sent."""
+        self.environ["rehearsal.timed_by_server"] = True
+        t0 = time.perf_counter()
+        try:
+            super().run_application()
+        finally:
+            endpoint, error = self.environ.get("rehearsal.endpoint", ("<unmatched>", False))
+            live = getattr(self.application, "config", {}).get("LIVE")
+            if live is not None:
+                live.record(endpoint, time.perf_counter() - t0, error)
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()
@@ -153,13 +173,16 @@ class CityErrorHandler(JsonErrorHandler):
 
 
 def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0, *,
-                front_door: bool = False) -> NoDelayWSGIServer:
+                front_door: bool = False, listener: socket.socket | None = None,
+                app: Flask | None = None) -> NoDelayWSGIServer:
     """A bound, not yet started server for the system (or its front door); `PortalStartError` if it cannot."""
-    try:
-        app = create_front_door_app(settings) if front_door else create_app(settings)
-    except (OSError, sqlite3.Error) as exc:
-        raise PortalStartError(f"cannot open the database {settings.db_path}: {exc}") from None
-    server = NoDelayWSGIServer((host, port), app, log=None, error_log=log, backlog=BACKLOG,
+    if app is None:
+        try:
+            app = create_front_door_app(settings) if front_door else create_app(settings)
+        except (OSError, sqlite3.Error) as exc:
+            raise PortalStartError(f"cannot open the database {settings.db_path}: {exc}") from None
+    server = NoDelayWSGIServer(listener if listener is not None else (host, port), app, log=None, error_log=log,
+                               backlog=None if listener is not None else BACKLOG,
                                handler_class=CityErrorHandler if front_door else JsonErrorHandler)
     try:
         server.init_socket()
@@ -179,37 +202,74 @@ def _write_port(port_file: Path | None, port: int) -> None:
 def serve(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0,
           ready: Callable[[int], None] | None = None, port_file: Path | None = None, *,
           front_door_port: int | None = None, front_door_port_file: Path | None = None,
-          front_door_ready: Callable[[int], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT; tell `ready` (and `port_file`) the bound port, and the front door's likewise."""
+          front_door_ready: Callable[[int], None] | None = None, processes: int = 1, listeners: int = 1) -> None:
+    """Serve until SIGTERM or SIGINT; tell `ready` (and `port_file`) the bound port, and the front door's likewise.
+
+    With `processes` > 1 the system is served by that many processes sharing its listening sockets, and with
+    `listeners` > 1 on that many ports (`rehearsal.portal.processes`); `ready` is told once all of them listen.
+    """
+    plan = ProcessPlan(settings, host, [port] + [0] * (listeners - 1), front_door_port, 0, processes)
+    serve_process(plan, ready, port_file, front_door_port_file=front_door_port_file,
+                  front_door_ready=front_door_ready)
+
+
+def serve_process(plan: ProcessPlan, ready: Callable[[int], None] | None = None, port_file: Path | None = None, *,
+                  front_door_port_file: Path | None = None,
+                  front_door_ready: Callable[[int], None] | None = None) -> None:
+    """Serve one process of the system (process 0 starts the others and stops them last)."""
     import gevent
 
-    server = make_server(settings, host, port)
-    door = make_server(settings, host, front_door_port, front_door=True) if front_door_port is not None else None
-    servers = [s for s in (server, door) if s is not None]
-    for s in servers:
+    settings, many = plan.settings, plan.count > 1
+    try:
+        app = create_app(settings)
+        door_app = create_front_door_app(settings) if plan.front_door_port is not None else None
+    except (OSError, sqlite3.Error) as exc:
+        raise PortalStartError(f"cannot open the database {settings.db_path}: {exc}") from None
+    sockets = [listen(plan.host, p, many) for p in plan.ports]
+    plan.ports = [s.getsockname()[1] for s in sockets]
+    servers = [make_server(settings, plan.host, listener=s, app=app) for s in sockets]
+    door = None
+    if door_app is not None and plan.front_door_port is not None:
+        door_socket = listen(plan.host, plan.front_door_port, many)
+        plan.front_door_port = door_socket.getsockname()[1]
+        door = make_server(settings, plan.host, front_door=True, listener=door_socket, app=door_app)
+    apps = [a for a in (app, door_app) if a is not None]
+    for a in apps:
+        a.config.update(URLS=plan.urls, PROCESS_INDEX=plan.index, PROCESSES=plan.count)
+    peers = None
+    if many:
+        peers = Peers(peers_path(settings.db_path), plan.index, plan.count, fresh=plan.index == 0)
+        share(app, peers, "main")
+        if door_app is not None:
+            share(door_app, peers, "door")
+    all_servers = servers + ([door] if door is not None else [])
+    for s in all_servers:
         s.start()
-    freezer = HeapFreezer(lambda: sum(s.open_connections for s in servers), what="connections").start()
-    supervisor: LinkSupervisor | None = _app(server).config.get("LINK")
-    if supervisor is not None:
+    children = start_peers(plan) if many and plan.index == 0 else []
+    step = gevent.spawn(keep_in_step, apps, peers) if peers is not None else None
+    freezer = HeapFreezer(lambda: sum(s.open_connections for s in all_servers), what="connections").start()
+    supervisor = app.config.get("LINK")
+    if isinstance(supervisor, LinkSupervisor):
         supervisor.watch()
     if door is not None:
         _write_port(front_door_port_file, door.server_port)
         if front_door_ready is not None:
             front_door_ready(door.server_port)
-    _write_port(port_file, server.server_port)  # last: whoever waits on it finds everything listening
+    _write_port(port_file, servers[0].server_port)  # last: whoever waits on it finds everything listening
     if ready is not None:
-        ready(server.server_port)
+        ready(servers[0].server_port)
     stopping = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
     stopping.wait()
-    if supervisor is not None:
+    stop_peers(children)
+    if isinstance(supervisor, LinkSupervisor):
         supervisor.stop()
+    if step is not None:
+        step.kill()
     freezer.stop()  # unfreezes too: see the module's docstring, a clean stop leaves a clean log
-    for s in servers:
+    for s in all_servers:
         s.stop(timeout=5)  # stop accepting, let requests in flight finish
-        close_pool(_app(s))
+    for a in apps:
+        close_pool(a)
 
-
-def _app(server: NoDelayWSGIServer) -> Flask:
-    return server.application  # type: ignore[return-value]

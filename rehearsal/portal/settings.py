@@ -72,6 +72,8 @@ class PortalSettings:
     """National: (account, madonvi) pairs the integration API signs in (one per provincial system)."""
     city_password: str = field(default="rehearsal", repr=False)
     """Provincial: the password every citizen account of its city-style front door takes (made at first sign-in)."""
+    server_timing: bool = True
+    """Record each call's server-side time (``/api/stats``, ``/metrics``, ``/api/timings``); off only to measure its cost."""
     link: LinkSettings | None = None
     """Provincial: how to start and supervise its link agent (None: no link, as for brvt and binh-duong)."""
 

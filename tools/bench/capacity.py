@@ -1,339 +1,295 @@
 #!/usr/bin/env python3
-"""Benchmark: how many concurrent sessions this machine holds at real-time think times.
+"""Benchmark: how many concurrent sessions this machine holds at real-time think times, past one process.
 
-Generates a one-stage scenario at ``time_scale: 1`` (nothing compressed: a
-citizen thinks 20–50 s between pages and checks their dossier every 15–45 s;
-officers think 20–50 s per step and look at an empty queue every 17.5–52.5 s),
-and runs it with ``rehearse run`` on the embedded reference portal. A
-``ramp`` steps the citizens up (default 1,000, 2,000, 3,500, 5,000, 6,500,
-8,000, 10,000, 12,000, 14,000, 16,000, 18,000) on top of the 336 officers of the 168
-units; each step is reached in ``--ramp`` seconds and held ``--hold`` seconds,
-and measured over its last ``--measure`` seconds:
+The open-file limit of one process (20,000 here, the hard limit: not even
+root raises it) and the ~28,000 ephemeral ports one source address has per
+destination are the walls one process meets. So both sides run as several
+processes, the way real deployments do:
 
-- sessions the portal counts active (``GET /api/stats`` ``sessions_active``,
-  a request in the last 60 s) and the harness counts, min over the window;
-- requests per second, failures over the whole step;
-- latency from the harness's HDR log (``stages/<stage>/latency.jsonl``:
-  p50/p95/p99/max and the slowest request types) and the portal's own
-  server-side time (its Prometheus histogram, differenced over the window);
-- CPU of the portal, of Locust and of the harness (psutil, per process) and
-  of the rest of the machine (other people's work on this shared machine);
-- the SQLite database and WAL sizes; the kernel's ``ListenOverflows``
-  (connections dropped because an accept queue was full, whole machine);
-- before each window, py-spy samples the portal and Locust for 15 s
-  (where their CPU goes at that step).
+- the portal: the national system (citizens) with ``--processes P``
+  (``SO_REUSEPORT``: the kernel spreads connections over P processes whose
+  session and timing counts are one, `rehearsal.portal.peers`) and
+  ``--listeners L`` ports;
+- the harness: Locust's own distributed mode, a master and W local
+  ``locust --worker`` processes, running `calibrate.SessionCitizen`
+  (VNeID sign-in, then a look at their dossiers every 20–50 s: real-time
+  think times, every gap under the 60 s session window), each user on the
+  next of the portal's listeners.
 
-Each process holds one socket per user (the portal all of them), so the
-open-file limit caps the steps: `benchlib.raise_open_files` asks for 65,536
-and gets the hard limit where it may not raise that (20,000 in this
-container, even as root), which allows 18,000 citizens; pass larger
-``--steps`` where ``ulimit -Hn`` is higher.
+First, in the same run, the **calibration**: a bare ``FastHttpUser``'s
+requests per CPU-second of its Locust process against the same portal
+(`calibrate.BareUser`), so a figure from another machine can be compared.
+Then the users step up (``--steps``, each reached at ``--rate`` users/s and
+held ``--hold`` s) and the last ``--measure`` s of each hold are measured:
+
+- sessions the portal counts active (``/api/stats``, min over the window),
+  and users Locust runs;
+- harness p95 (Locust's own current-window percentile, max over the window)
+  and failed requests; the portal's server-side p50/p95/p99 over the same
+  window, from its merged HDR histograms (``/api/timings``);
+- CPU and RSS of the portal's processes and of Locust's (per session);
+- the kernel's ListenOverflows.
 
 A step passes with harness p95 <= ``--p95-ms`` (300), no failed request and
-the portal counting at least 99 % of the users as active sessions. The run
-stops by itself two steps after the first failing one (or at once on a hard
-failure: p95 over 2 s or 1 % errors). The knee is the last passing step; the
-figures and the per-step curve go to reports/bench/capacity.json.
+the portal counting at least 99 % of the users. The run stops after the
+first failing step. Figures go to reports/bench/capacity.json.
 
-Why think times of 20–50 s and not the scenarios' 30–90 s: a session counts as
-concurrent if it made a request in the last 60 s (portal and harness alike);
-a citizen thinking 90 s would drop out of the count while still on the page.
-With every gap under 60 s each user is one active session all the time.
-
-Our users' connection pool has geventhttpclient's idle-connection check
-replaced (locustfiles/connections.py): the stock ``select()`` cannot take
-descriptors >= 1024, so above ~1,000 users per process it opened a new
-connection for almost every request (the curve before that fix is kept in
-docs/benchmarks.md).
-
-    python3 tools/bench/capacity.py [--steps 1000,2000,...] [--ramp 20] [--hold 80] [--measure 50]
+    python3 tools/bench/capacity.py [--steps 10000,20000,30000,40000] [--processes 3] [--listeners 2] [--workers 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import os
-import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import psutil
+from hdrh.histogram import HdrHistogram
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchlib import (BENCH_DIR, ROOT, CpuSampler, get_json, machine, profile, publish,  # noqa: E402
-                      raise_open_files, role_of, top_functions)
+from benchlib import BENCH_DIR, ROOT, get_json, machine, publish, raise_open_files, stop  # noqa: E402
 
-sys.path.insert(0, str(ROOT))
-from rehearsal.results.latency import by_name, read_latency, tally  # noqa: E402
-
-OFFICERS = 168 * 2
-LEAD_S = 30
+LOCUSTFILE = Path(__file__).resolve().parent / "calibrate.py"
+ENV_BASE = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def scenario(steps: list[int], ramp_s: int, hold_s: int, think: tuple[int, int], follow_s: int) -> str:
-    ramp = "\n".join(f"        - {{to: {n}, over: {ramp_s}s}}\n        - {{hold: {hold_s}s}}" for n in steps)
-    duration = len(steps) * (ramp_s + hold_s) + 5
-    return f"""# Generated by tools/bench/capacity.py: real-time think times, citizens stepped up by a ramp.
-name: capacity
-description: capacity of one machine at time scale 1
-target: reference
-time_scale: 1
-seed: 6
-stages:
-  - name: capacity
-    duration: {duration}s
-    grace: 0
-    citizens:
-      users: {max(steps)}
-      spawn_rate: 100
-      think_time: [{think[0]}s, {think[1]}s]   # every gap < 60 s: each user stays an active session
-      follow_interval: {follow_s}s             # 0.5-1.5 x this between looks at the dossier
-      ramp:
-{ramp}
-    officers:
-      per_unit: 2
-      think_time: [{think[0]}s, {think[1]}s]
-      poll_interval: 35s                        # 17.5-52.5 s between looks at an empty queue
-      sign_in_lead: {LEAD_S}s
-    gates:
-      - lost_dossiers == 0
-      - duplicated_dossiers == 0
-"""
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
+def cpu_s(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
             pass
-    return rows
+    return total
 
 
-def prometheus(url: str) -> dict[str, float]:
-    """The portal's request-duration histogram, summed over endpoints: {le: count, 'sum': s, 'count': n}."""
-    try:
-        with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        m = re.match(r'portal_request_duration_seconds_bucket\{endpoint="[^"]*",le="([^"]+)"\} (\S+)', line)
-        if m:
-            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
-        m = re.match(r'portal_request_duration_seconds_(sum|count)\{endpoint="[^"]*"\} (\S+)', line)
-        if m:
-            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
-    return out
+def rss_mb(procs: list[psutil.Process]) -> float:
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 1e6
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    p = psutil.Process(pid)
+    return [p, *p.children(recursive=True)]
 
 
 def listen_overflows() -> int | None:
-    """The kernel's count of connections dropped because an accept queue was full (whole machine)."""
-    try:
-        lines = Path("/proc/net/netstat").read_text().splitlines()
-    except OSError:
-        return None
+    lines = Path("/proc/net/netstat").read_text().splitlines()
     for head, values in zip(lines[0::2], lines[1::2]):
         if head.startswith("TcpExt:"):
-            row = dict(zip(head.split()[1:], values.split()[1:]))
-            return int(row.get("ListenOverflows", 0))
+            return int(dict(zip(head.split()[1:], values.split()[1:])).get("ListenOverflows", 0))
     return None
 
 
-def server_side(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
-    """Server-side time over a window, from two scrapes: mean, share under 250 ms, p95 (interpolated in its bucket)."""
-    if not a or not b:
-        return {}
-    n = b.get("count", 0) - a.get("count", 0)
-    if n <= 0:
+def start_portal(work: Path, processes: int, listeners: int, *extra: str) -> tuple[subprocess.Popen[bytes], str,
+                                                                                  list[str]]:
+    port_file = work / f"portal-{time.monotonic_ns()}.port"
+    proc = subprocess.Popen([sys.executable, "-m", "rehearsal.portal", "--system", "national", "--port", "0",
+                             "--port-file", str(port_file), "--db", str(work / f"{port_file.stem}.sqlite"),
+                             "--processes", str(processes), "--listeners", str(listeners), *extra],
+                            cwd=ROOT, env=ENV_BASE, stdout=subprocess.DEVNULL,
+                            stderr=(work / f"{port_file.stem}.log").open("wb"))
+    deadline = time.time() + 120
+    while not port_file.exists():
+        if proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"the portal did not start: see {work}")
+        time.sleep(0.2)
+    url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+    return proc, url, get_json(url + "/api/health").get("urls", [url])  # one URL: not listed
+
+
+def calibration(url: str, work: Path, seconds: int = 20, users: int = 10) -> dict[str, Any]:
+    """A bare FastHttpUser's requests per CPU-second of its process against this portal (this machine's speed)."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "BareUser", "--headless", "-H", url,
+           "-u", str(users), "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--loglevel", "WARNING"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV_BASE, stdout=subprocess.DEVNULL,
+                            stderr=(work / "calibration.err").open("wb"))
+    p = psutil.Process(proc.pid)
+    time.sleep(4)
+    c0, r0, t0 = cpu_s([p]), health_count(url), time.time()
+    time.sleep(seconds - 8)
+    c1, r1, t1 = cpu_s([p]), health_count(url), time.time()
+    proc.wait(seconds + 60)
+    return {"requests_per_cpu_s": round((r1 - r0) / (c1 - c0), 1) if c1 > c0 else None,
+            "requests_per_s": round((r1 - r0) / (t1 - t0), 1), "generator_cpu_percent": round(100 * (c1 - c0) / (t1 - t0), 1),
+            "users": users, "what": "bare FastHttpUser, GET /api/health, no wait, one Locust process"}
+
+
+def health_count(url: str) -> int:
+    return int(get_json(url + "/api/stats", timeout=30)["requests"].get("GET /api/health", {}).get("count", 0))
+
+
+def timing_cost(work: Path, rounds: int = 3, seconds: int = 12) -> dict[str, Any]:
+    """Requests/s of a bare FastHttpUser against a portal with and without server-side timing, rounds alternated."""
+    out: dict[str, list[float]] = {"with": [], "without": []}
+    for n in range(rounds):
+        for kind in ("with", "without"):
+            proc, url, _ = start_portal(work, 1, 1, *(() if kind == "with" else ("--no-server-timing",)))
+            try:
+                cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "BareUser", "--headless", "-H", url,
+                       "-u", "10", "-r", "10", "-t", f"{seconds}s", "--only-summary", "--loglevel", "WARNING",
+                       "--csv", str(work / f"cost-{kind}-{n}")]
+                subprocess.run(cmd, cwd=ROOT, env=ENV_BASE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=seconds + 60)
+                rows = list(csv.DictReader((work / f"cost-{kind}-{n}_stats.csv").open()))
+                agg = next(r for r in rows if r["Name"] == "Aggregated")
+                out[kind].append(round(float(agg["Requests/s"]), 1))
+            finally:
+                stop(proc)
+    mean = {k: round(sum(v) / len(v), 1) for k, v in out.items()}
+    return {"requests_per_s": out, "mean": mean, "ratio": round(mean["with"] / mean["without"], 3)}
+
+
+def server_percentiles(url: str, w0: float, w1: float) -> dict[str, Any]:
+    """The portal's own p50/p95/p99 over the intervals whose middle is in [w0, w1], every route and process merged."""
+    data = get_json(url + f"/api/timings?since={int(w0)}", timeout=30)
+    total, n = HdrHistogram(1, 3_600_000_000, 3), 0
+    for interval in data["intervals"]:
+        if w0 <= (interval["t0"] + interval["t"]) / 2 <= w1:
+            for route in interval["routes"].values():
+                total.add(HdrHistogram.decode(route["hdr"]))
+                n += route["count"]
+    if not n:
         return {"requests": 0}
-    bounds = sorted((float(k), b[k] - a.get(k, 0.0)) for k in b if k not in ("sum", "count", "+Inf"))
-    p95 = None
-    prev_le, prev_c = 0.0, 0.0
-    for le, c in bounds:
-        if c >= 0.95 * n:
-            share = (0.95 * n - prev_c) / (c - prev_c) if c > prev_c else 1.0
-            p95 = round(1000 * (prev_le + share * (le - prev_le)), 1)
-            break
-        prev_le, prev_c = le, c
-    under_250 = next((c for le, c in bounds if le == 0.25), None)
-    return {"requests": int(n), "mean_ms": round(1000 * (b["sum"] - a["sum"]) / n, 2),
-            "p95_ms_interpolated": p95 if p95 is not None else "> 10000",
-            "share_under_250ms": round(under_250 / n, 4) if under_250 is not None else None}
+    return {"requests": n, **{f"p{q}_ms": round(total.get_value_at_percentile(q) / 1000, 2) for q in (50, 95, 99)}}
+
+
+def harness_window(history: Path, w0: float, w1: float) -> dict[str, Any]:
+    rows = [r for r in csv.DictReader(history.open()) if r["Name"] == "Aggregated" and w0 <= float(r["Timestamp"]) <= w1]
+    p95 = [float(r["95%"]) for r in rows if r["95%"] not in ("N/A", "")]
+    if not rows:
+        return {}
+    return {"p95_ms_max": max(p95, default=None), "p95_ms_median": sorted(p95)[len(p95) // 2] if p95 else None,
+            "users": int(rows[-1]["User Count"]), "failures_total": int(rows[-1]["Total Failure Count"]),
+            "requests_total": int(rows[-1]["Total Request Count"]),
+            "requests_per_s": round(sum(float(r["Requests/s"]) for r in rows) / len(rows), 1)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", default="1000,2000,3500,5000,6500,8000,10000,12000,14000,16000,18000",
-                    help="citizens at each step (officers come on top)")
-    ap.add_argument("--ramp", type=int, default=20, help="seconds to reach each step")
-    ap.add_argument("--hold", type=int, default=80, help="seconds each step is held")
-    ap.add_argument("--measure", type=int, default=50, help="the last this many seconds of each hold are measured")
-    ap.add_argument("--think", default="20,50", help="think time low,high in seconds (both < 60)")
-    ap.add_argument("--follow", type=int, default=30, help="follow interval, seconds (looks every 0.5-1.5 x)")
+    ap.add_argument("--steps", default="10000,20000,30000,40000,44000")
+    ap.add_argument("--rate", type=float, default=250, help="users started per second")
+    ap.add_argument("--hold", type=int, default=90, help="seconds each step is held")
+    ap.add_argument("--measure", type=int, default=60, help="the last this many seconds of each hold are measured")
+    ap.add_argument("--processes", type=int, default=3, help="portal processes")
+    ap.add_argument("--listeners", type=int, default=2, help="portal listening ports")
+    ap.add_argument("--workers", type=int, default=3, help="local Locust workers")
+    ap.add_argument("--think", default="20,50")
     ap.add_argument("--p95-ms", type=float, default=300.0)
-    ap.add_argument("--no-profile", action="store_true", help="do not py-spy the portal and Locust")
+    ap.add_argument("--skip-cost", action="store_true", help="do not measure the server-side timing's cost")
     ap.add_argument("--out", default=str(BENCH_DIR / "capacity.json"))
     args = ap.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
-    think = tuple(int(x) for x in args.think.split(","))
-    if think[1] >= 60 or 1.5 * args.follow >= 60:
-        raise SystemExit("every gap must stay under the 60 s session window (think high < 60, 1.5 x follow < 60)")
     nofile = raise_open_files()
-    most_citizens = nofile - OFFICERS - 1000  # one socket per user, and room for the portal's own files
-    if max(steps) > most_citizens:
-        raise SystemExit(f"open-file limit {nofile} is too low for {max(steps)} users (one connection each)")
+    per_process = max(steps) / min(args.processes, args.workers)
+    if per_process > nofile - 1000:
+        raise SystemExit(f"{max(steps)} users over {min(args.processes, args.workers)} processes is {per_process:.0f} "
+                         f"sockets each: more than the open-file limit {nofile} allows")
     work = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
-    plan = work / "capacity.yaml"
-    plan.write_text(scenario(steps, args.ramp, args.hold, think, args.follow))
-    reports = work / "reports"
-    # SIGINT back to its default in the child: started from a background shell, it would be ignored, and
-    # SIGINT is how the harness is told to stop a stage cleanly.
-    env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--reports-dir", str(reports)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=(work / "rehearse.err").open("wb"), env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    sampler = CpuSampler([proc.pid], every_s=2.0).start()
-    figures: dict[str, Any] = {"machine": machine(), "scenario": plan.read_text(), "think_s": list(think),
-                               "follow_interval_s": args.follow, "officers": OFFICERS, "p95_limit_ms": args.p95_ms,
-                               "ramp_s": args.ramp, "hold_s": args.hold, "measure_s": args.measure, "steps": []}
-    results: list[dict[str, Any]] = figures["steps"]
-    stopped_early = None
-    spies: list[subprocess.Popen[bytes] | None] = []
+    figures: dict[str, Any] = {"machine": machine(), "open_file_limit": nofile, "portal_processes": args.processes,
+                               "portal_listeners": args.listeners, "locust_workers": args.workers,
+                               "think_s": args.think, "p95_limit_ms": args.p95_ms, "rate_users_per_s": args.rate,
+                               "hold_s": args.hold, "measure_s": args.measure, "steps": []}
+    if not args.skip_cost:
+        figures["server_timing_cost"] = timing_cost(work)
+        print(f"server timing cost: {figures['server_timing_cost']}", file=sys.stderr, flush=True)
+    portal, url, urls = start_portal(work, args.processes, args.listeners)
+    figures["calibration"] = calibration(url, work)
+    print(f"calibration: {figures['calibration']}", file=sys.stderr, flush=True)
+    env = {**ENV_BASE, "CAPACITY_URLS": ",".join(urls), "CAPACITY_STEPS": args.steps, "CAPACITY_RATE": str(args.rate),
+           "CAPACITY_HOLD": str(args.hold), "CAPACITY_THINK": args.think}
+    master_port = 5557 + os.getpid() % 2000
+    prefix = work / "locust"
+    master = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "SessionCitizen", "--master",
+                               "--headless", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+                               "--expect-workers", str(args.workers), "-H", urls[0], "--csv", str(prefix),
+                               "--csv-full-history", "--loglevel", "WARNING", "--exit-code-on-error", "0"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(work / "master.err").open("wb"),
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    workers = [subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "SessionCitizen", "--worker",
+                                 "--master-host", "127.0.0.1", "--master-port", str(master_port),
+                                 "--loglevel", "WARNING"], cwd=ROOT,
+                                env={**env, "CAPACITY_WORKER_INDEX": str(i)}, stdout=subprocess.DEVNULL,
+                                stderr=(work / f"worker-{i}.err").open("wb")) for i in range(args.workers)]
+    history = Path(f"{prefix}_stats_history.csv")
     try:
-        # Wait for the stage to start: its latency log's header carries the start time.
-        while proc.poll() is None:
-            run_dirs = list(reports.iterdir()) if reports.exists() else []
-            stage_dir = run_dirs[0] / "stages" / "capacity" if run_dirs else None
-            if stage_dir is not None and read_latency(stage_dir / "latency.jsonl").start:
-                break
-            time.sleep(1)
-        run_dir = run_dirs[0]
-        start = read_latency(stage_dir / "latency.jsonl").start or time.time()
-        url = f"http://127.0.0.1:{int((run_dir / 'portal.port').read_text())}"
-        pids = {role_of(c): c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
-        failing = 0
-        for i, target in enumerate(steps):
-            step_start = start + LEAD_S + i * (args.ramp + args.hold)
-            w1 = step_start + args.ramp + args.hold
+        while not history.exists() and master.poll() is None:
+            time.sleep(0.5)
+        start = time.time()
+        portal_procs = tree(portal.pid)
+        locust_procs = [psutil.Process(master.pid), *(psutil.Process(w.pid) for w in workers)]
+        previous = 0
+        elapsed = 0.0
+        for target in steps:
+            elapsed += (target - previous) / args.rate + args.hold
+            previous = target
+            w1 = start + elapsed - 2
             w0 = w1 - args.measure
-            prof: dict[str, Path] = {}
-            if not args.no_profile and w0 - 20 > step_start + args.ramp:
-                time.sleep(max(0.0, w0 - 18 - time.time()))
-                for role in ("portal", "locust"):
-                    if pids.get(role):
-                        prof[role] = work / f"profile-{target}-{role}.txt"
-                        spies.append(profile(pids[role], 15, prof[role]))
             time.sleep(max(0.0, w0 - time.time()))
-            for spy in spies:
-                if spy is not None:
-                    spy.wait()
-            spies.clear()
-            if proc.poll() is not None:
+            if master.poll() is not None:
                 break
-            metrics_a, overflows_a = prometheus(url), listen_overflows()
-            time.sleep(max(0.0, w1 - time.time()))
-            metrics_b, overflows_b = prometheus(url), listen_overflows()
-            stats = get_json(url + "/api/stats", timeout=10)
-            time.sleep(12)  # the latency log's 10 s intervals covering the window are written
-            series = read_rows(stage_dir / "timeseries.jsonl")
-            window = [r for r in series if w0 <= r["t"] <= w1]
-            whole = [r for r in series if step_start <= r["t"] <= w1]
-            rows = [r for r in read_latency(stage_dir / "latency.jsonl").rows
-                    if w0 - 1 <= (r["t0"] + r["t"]) / 2 <= w1 + 1]
-            t = tally(rows)
-            slowest = sorted(((name, tl.percentile_ms(95), tl.count) for name, tl in by_name(rows)),
-                             key=lambda x: -(x[1] or 0))[:4]
-            portal_sessions = [r["sessions_portal"] for r in window if r.get("sessions_portal") is not None]
-            harness_sessions = [r["sessions_harness"] for r in window]
-            failures = (whole[-1]["failures"] - whole[0]["failures"]) if len(whole) > 1 else None
-            span = window[-1]["t"] - window[0]["t"] if len(window) > 1 else 0
-            p95 = t.percentile_ms(95)
-            wal = run_dir / "portal.sqlite-wal"
-            step = {
-                "citizens": target, "users": target + OFFICERS,
-                "sessions_portal_min": min(portal_sessions, default=None),
-                "sessions_portal_max": max(portal_sessions, default=None),
-                "sessions_harness_min": min(harness_sessions, default=None),
-                "requests_per_s": round((window[-1]["requests"] - window[0]["requests"]) / span, 1) if span else None,
-                "failures_in_step": failures,
-                "harness_ms": {k: v for k, v in t.figures().items() if k.endswith("_ms")},
-                "harness_requests": t.count,
-                "slowest_p95_ms": [{"name": n, "p95_ms": p, "count": c} for n, p, c in slowest],
-                "portal_server_side": server_side(metrics_a, metrics_b),
-                "cpu_percent": sampler.window(w0, w1),
-                "listen_overflows": overflows_b - overflows_a if overflows_a is not None and overflows_b is not None
-                else None,
-                "dossiers_in_portal": stats.get("dossiers_total"),
-                "sqlite_mb": round((run_dir / "portal.sqlite").stat().st_size / 1e6, 1),
-                "wal_mb": round(wal.stat().st_size / 1e6, 1) if wal.exists() else 0.0,
-            }
+            cp0, cl0, ov0, t0 = cpu_s(portal_procs), cpu_s(locust_procs), listen_overflows(), time.time()
+            sessions = []
+            while time.time() < w1:
+                sessions.append(get_json(url + "/api/stats", timeout=30)["sessions_active"])
+                time.sleep(min(5.0, max(0.0, w1 - time.time())))
+            cp1, cl1, ov1, t1 = cpu_s(portal_procs), cpu_s(locust_procs), listen_overflows(), time.time()
+            rss_portal, rss_locust = rss_mb(portal_procs), rss_mb(locust_procs)
+            time.sleep(3)  # the history's last rows of the window are written
+            h = harness_window(history, w0, w1)
+            step = {"users": target, "sessions_portal_min": min(sessions, default=None),
+                    "sessions_portal_max": max(sessions, default=None), "harness": h,
+                    "server": server_percentiles(url, w0, w1),
+                    "cpu_percent": {"portal": round(100 * (cp1 - cp0) / (t1 - t0), 1),
+                                    "locust": round(100 * (cl1 - cl0) / (t1 - t0), 1),
+                                    "machine": psutil.cpu_percent(None)},
+                    "rss_mb": {"portal": round(rss_portal, 1), "locust": round(rss_locust, 1)},
+                    "rss_kb_per_session": {"portal": round(1000 * rss_portal / max(1, target), 1),
+                                           "harness": round(1000 * rss_locust / max(1, target), 1)},
+                    "listen_overflows": (ov1 - ov0) if ov0 is not None and ov1 is not None else None}
             reasons = []
+            p95 = h.get("p95_ms_max")
             if p95 is None or p95 > args.p95_ms:
                 reasons.append(f"harness p95 {p95} ms > {args.p95_ms:g}")
-            if failures:
-                reasons.append(f"{failures} failed requests")
-            if step["sessions_portal_min"] is None or step["sessions_portal_min"] < 0.99 * step["users"]:
-                reasons.append(f"portal counts {step['sessions_portal_min']} sessions of {step['users']} users")
-            step["passed"] = not reasons
-            step["why_not"] = reasons
-            for role, path in prof.items():
-                step[f"profile_{role}"] = top_functions(path, 8)
-            results.append(step)
-            print(f"step {target:6d}: sessions portal {step['sessions_portal_min']} harness "
-                  f"{step['sessions_harness_min']}  {step['requests_per_s']} req/s  p95 {p95} ms  "
-                  f"failures {failures}  cpu {step['cpu_percent']}  {'PASS' if step['passed'] else reasons}",
-                  file=sys.stderr, flush=True)
-            failing = failing + 1 if reasons else 0
-            hard = (p95 or 0) > 2000 or (failures or 0) > 0.01 * max(1, t.count)
-            if failing >= 2 or hard:
-                stopped_early = f"after step {target}: " + ("hard failure" if hard else "two failing steps")
+            if h.get("failures_total"):
+                reasons.append(f"{h['failures_total']} failed requests")
+            if step["sessions_portal_min"] is None or step["sessions_portal_min"] < 0.99 * target:
+                reasons.append(f"portal counts {step['sessions_portal_min']} sessions of {target} users")
+            step["passed"], step["why_not"] = not reasons, reasons
+            figures["steps"].append(step)
+            print(f"step {target}: portal sessions {step['sessions_portal_min']}  harness {h}  server "
+                  f"{step['server']}  cpu {step['cpu_percent']}  rss/session {step['rss_kb_per_session']} kB  "
+                  f"{'PASS' if not reasons else reasons}", file=sys.stderr, flush=True)
+            if reasons:
                 break
     finally:
-        if proc.poll() is None and stopped_early:
-            proc.send_signal(signal.SIGINT)  # the harness stops Locust cleanly and writes an INCOMPLETE report
-        try:
-            proc.wait(timeout=900)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        sampler.stop()
-    passing = []
-    for s in results:  # the knee: the last step before the first failure
-        if not s["passed"]:
-            break
-        passing.append(s)
-    knee = passing[-1] if passing else None
-    bend = next((s for s in results if not s["passed"]), None)
-    summary_path = next(iter(reports.iterdir())) / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    stage = (summary.get("stages") or [{}])[0]
-    figures.update({
-        "run_dir": str(summary_path.parent), "verdict": summary.get("verdict"), "stopped_early": stopped_early,
-        "dossiers": stage.get("dossiers", {}),
-        "knee_citizens": knee["citizens"] if knee else None,
-        "capacity_sessions_portal": knee["sessions_portal_min"] if knee else None,
-        "capacity_sessions_harness": knee["sessions_harness_min"] if knee else None,
-        "bend": {"citizens": bend["citizens"], "why_not": bend["why_not"], "cpu_percent": bend["cpu_percent"],
-                 "slowest_p95_ms": bend["slowest_p95_ms"]} if bend else None,
-        "reached_cap_without_bending": bend is None,
-        # Without a bend, what stopped the stepping: the portal holds one socket per user, so the open-file
-        # limit of one process (the hard limit here, which cannot be raised without privileges) caps the steps.
-        "open_file_limit": nofile,
-        "most_citizens_the_limit_allows": most_citizens,
-    })
+        for p in (master, *workers):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in (master, *workers):
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        stop(portal)
+    passing = [s for s in figures["steps"] if s["passed"]]
+    figures["capacity_sessions_portal"] = passing[-1]["sessions_portal_min"] if passing else None
+    figures["work_dir"] = str(work)
     publish(figures, args.out)
     return 0
 

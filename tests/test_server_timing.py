@@ -1,0 +1,49 @@
+"""The portal's own latency per request type: HDR histograms per interval at ``GET /api/timings``.
+
+A real portal on loopback (one process); the histograms are the harness's form
+(microseconds, 3 significant digits, base64 as ``hdr.encode()`` writes it), so
+they add to the harness's own. No timing asserts: counts and shapes only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+
+from conftest import start_portal, stop_portal
+
+
+def test_timings_per_route_and_interval_match_the_calls_made(tmp_path: Path) -> None:
+    p = start_portal(tmp_path, "--system", "national", "--time-scale", "60")
+    try:
+        status, health = p.call("GET", "/api/health")
+        assert status == 200 and "urls" not in health  # one process, one URL: answered as always
+        token = p.citizen()
+        for _ in range(5):
+            assert p.call("GET", "/api/dossiers", token=token)[0] == 200
+        assert p.call("GET", "/api/dossiers/12345", token=token)[0] == 404
+        status, body = p.call("GET", "/api/timings?since=0")
+        assert status == 200
+        assert body["interval_s"] == 1.0 and body["unit"] == "us" and body["processes"] == 1
+        assert "accept queue" in body["covers"]
+        merged, count = HdrHistogram(1, 3_600_000_000, 3), 0
+        for interval in body["intervals"]:
+            assert interval["t"] - interval["t0"] == body["interval_s"] and interval["t0"] % 1 == 0
+            route = interval["routes"].get("GET /api/dossiers")
+            if route:
+                merged.add(HdrHistogram.decode(route["hdr"]))
+                count += route["count"]
+                assert route["errors"] == 0
+        assert count == merged.get_total_count() == 5
+        assert any("GET /api/dossiers/<int:dossier_id>" in i["routes"] or
+                   any(r.startswith("GET /api/dossiers/<") for r in i["routes"]) for i in body["intervals"])
+        _, stats = p.call("GET", "/api/stats")
+        assert stats["requests"]["GET /api/dossiers"]["count"] == 5  # the same calls in /api/stats
+        # since= leaves out the intervals before it; a bad since is a 400, never a 5xx
+        last = body["intervals"][-1]["t0"]
+        _, later = p.call("GET", f"/api/timings?since={int(last)}")
+        assert [i["t0"] for i in later["intervals"]] and all(i["t0"] >= last for i in later["intervals"])
+        assert p.call("GET", "/api/timings?since=yesterday")[0] == 400
+    finally:
+        stop_portal(p)
