@@ -52,14 +52,19 @@ def _stage_dir(tmp_path: Path, name: str = "s", start: float = START) -> Path:
             lines.append(json.dumps({"t0": start + STEP * minute, "t": start + STEP * (minute + 1), "name": req,
                                      "tag": tag, "count": len(vals), "failures": failures, "hdr": _hdr(vals)}))
     (d / "latency.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    series = [{"t": start + 2 * k, "sessions_harness": 100 + k, "sessions_portal": 90 + k} for k in range(31)]
+    series = [{"t": start + 2 * k, "sessions_harness": 100 + k, "sessions_portal": 90 + k, "sync_backlog": k % 7}
+              for k in range(31)]
     (d / "timeseries.jsonl").write_text("\n".join(json.dumps(r) for r in series) + "\n", encoding="utf-8")
+    # Two systems: one matched step per simulated minute, lags 1 … 10 wall seconds.
+    steps = [{"t": start + STEP * k + 1, "code": f"C{k}", "seq": str(k), "lag_s": k + 1.0} for k in range(10)]
+    (d / "sync_steps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in steps), encoding="utf-8")
     return d
 
 
 STAGE_ENTRY = {
     "name": "s", "reconciled": True, "completion_rate": 0.95, "on_time_rate": 0.9,
-    "dossiers": {"submitted": 200, "complete": 190, "lost": 1, "duplicated": 2},
+    "dossiers": {"submitted": 200, "complete": 190, "lost": 1, "duplicated": 2, "unsynced": 2, "not_delivered": 1},
+    "completion_rate_national": 0.9, "sync": {"unknown": False}, "unsynced_codes": ["A", "B"],
     "unit_results": {str(BD_UNIT): {"submitted": 100, "complete": 99, "lost": 0, "finished": 99, "on_time": 90},
                      str(HCMC_UNIT): {"submitted": 100, "complete": 91, "lost": 1, "finished": 91, "on_time": 81}},
     "cutover": {"interruption_s": 0.4, "migration_found_rate": 1.0}, "arrivals_dropped": 3,
@@ -99,6 +104,8 @@ def test_every_metric_is_measured(data: GateData) -> None:
         "lost_dossiers": 1, "duplicated_dossiers": 2, "submitted_dossiers": 200, "complete_dossiers": 190,
         "interruption_s": 0.4, "migration_found_rate": 1.0, "arrivals_dropped": 3,
         "withdrawn_dossiers": 0,  # a summary without the key is from before withdrawals: none
+        "unsynced_dossiers": 2, "not_delivered_dossiers": 1, "completion_rate_national": 0.9,
+        "sync_lag_p50_s": 5, "sync_lag_p95_s": 10, "sync_lag_max_s": 10, "sync_backlog_max": 6,
     }
     assert set(expected) == set(GATE_METRICS), "a metric without a test"
     for metric, want in expected.items():

@@ -214,7 +214,8 @@ def test_gate_metrics_are_the_agreed_ones() -> None:
         "completion_rate", "on_time_rate", "sessions_peak_harness", "sessions_peak_portal", "requests",
         "failures", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps", "lost_dossiers",
         "duplicated_dossiers", "submitted_dossiers", "complete_dossiers", "interruption_s",
-        "migration_found_rate", "arrivals_dropped", "withdrawn_dossiers"}
+        "migration_found_rate", "arrivals_dropped", "withdrawn_dossiers", "unsynced_dossiers", "not_delivered_dossiers",
+        "completion_rate_national", "sync_lag_p50_s", "sync_lag_p95_s", "sync_lag_max_s", "sync_backlog_max"}
     assert all(isinstance(v, str) and v and "\n" not in v for v in GATE_METRICS.values())
 
 

@@ -13,7 +13,7 @@ Modules, one job each (arrows run down the list)::
     notation       how numbers and durations are written; parse_duration
     model          the frozen dataclasses (Plan, Stage, CitizenLoad, ...) and the limits
     nodes          reading YAML nodes: mapping, list, text, number, share, duration, ...
-    units, citizens, officers, timeline (faults and cutover), gates
+    units, citizens, officers, timeline (faults on a system, and the cutover), gates
                    the sections of a stage
     stage          one stage: its sections, then what only the whole stage can tell
     load           load_plan and describe_plan
@@ -52,18 +52,20 @@ walked by hand, small readers, one message per mistake.
 """
 
 from ..errors import GateSyntaxError, PlanError
-from .gate_language import (DOSSIER_METRICS, GATE_METRICS, GATE_OPS, LIVE_METRICS, RATE_METRICS, REQUEST_METRICS,
-                            SESSION_METRICS, Gate, parse_gate)
+from .gate_language import (BACKLOG_METRICS, DOSSIER_METRICS, GATE_METRICS, GATE_OPS, LIVE_METRICS, RATE_METRICS,
+                            REQUEST_METRICS, SESSION_METRICS, SYNC_LAG_METRICS, WINDOW_METRICS, Gate, parse_gate)
 from .load import describe_plan, load_plan
-from .model import (DEFAULT_COMPLETION_TARGET, FAULT_KINDS, MAX_ATTACHMENT_KB, MAX_CITIZENS, MAX_OFFICERS_PER_UNIT,
-                    CitizenLoad, Cutover, OfficerLoad, Plan, RampStep, Stage, StageFault, ThinkTime, UnitSelection)
+from .model import (CUTOVER_FROM, DEFAULT_COMPLETION_TARGET, FAULT_KINDS, FAULT_SYSTEMS, MAX_ATTACHMENT_KB,
+                    MAX_CITIZENS, MAX_OFFICERS_PER_UNIT, CitizenLoad, Cutover, OfficerLoad, Plan, RampStep, Stage,
+                    StageFault, ThinkTime, UnitSelection)
 from .notation import parse_duration
 
 __all__ = [
     "load_plan", "describe_plan", "parse_duration",
     "Plan", "Stage", "CitizenLoad", "OfficerLoad", "ThinkTime", "UnitSelection", "RampStep", "StageFault", "Cutover",
-    "FAULT_KINDS", "MAX_ATTACHMENT_KB", "MAX_CITIZENS", "MAX_OFFICERS_PER_UNIT", "DEFAULT_COMPLETION_TARGET",
+    "FAULT_KINDS", "FAULT_SYSTEMS", "CUTOVER_FROM", "MAX_ATTACHMENT_KB", "MAX_CITIZENS", "MAX_OFFICERS_PER_UNIT",
+    "DEFAULT_COMPLETION_TARGET",
     "Gate", "parse_gate", "GATE_METRICS", "RATE_METRICS", "REQUEST_METRICS", "SESSION_METRICS", "DOSSIER_METRICS",
-    "LIVE_METRICS", "GATE_OPS",
+    "SYNC_LAG_METRICS", "BACKLOG_METRICS", "WINDOW_METRICS", "LIVE_METRICS", "GATE_OPS",
     "PlanError", "GateSyntaxError",
 ]

@@ -8,6 +8,8 @@ A gate is ``METRIC[{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
     sessions_peak_portal over last 30m >= 1000
     completion_rate{group=binh-duong} >= 96%
     p95_ms <= baseline * 1.10
+    unsynced_dossiers == 0
+    sync_lag_p95_s over every 10m <= 60s
 
 - **METRIC** is a key of `GATE_METRICS`.
 - **FILTER** narrows what is counted. Requests (`REQUEST_METRICS`): ``name``
@@ -16,8 +18,8 @@ A gate is ``METRIC[{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
   Dossiers (`DOSSIER_METRICS`): ``group`` (former province: ``hcmc``,
   ``binh-duong``, ``ba-ria-vung-tau``), ``type`` (``phuong``, ``xa``,
   ``dac-khu``) and ``unit`` (an official code). Filters combine (AND).
-- **WINDOW** (requests and sessions only; simulated time, like every duration
-  of a plan): ``whole`` (the default: the whole stage), ``last 10m`` (the
+- **WINDOW** (requests, sessions, sync lag and backlog only; simulated time, like
+  every duration of a plan): ``whole`` (the default: the whole stage), ``last 10m`` (the
   stage's last ten minutes), ``every 5m`` (the stage cut into 5-minute
   windows from its start, a remainder shorter than one window joining the
   window before it: the *worst* window is the figure, so one bad spell fails
@@ -25,7 +27,11 @@ A gate is ``METRIC[{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
 - **OP** is one of `GATE_OPS`.
 - **THRESHOLD** is a number (``96%`` = 0.96 for a rate), or ``baseline``,
   ``baseline * F``, ``baseline + N``, ``baseline - N``: the same figure in a
-  stored baseline run (`rehearsal.results.baseline`).
+  stored baseline run (`rehearsal.results.baseline`). The sync lag metrics
+  (`SYNC_LAG_METRICS`) are WALL seconds, like latency (the systems' speed; the
+  link's own poll and backoff are compressed by the time scale): their numbers
+  may carry a unit, ``60s``, ``1m``, ``1m30s``, ``500ms`` (all mean wall time,
+  unlike a window's duration), and a plain number is seconds.
 
 This module only parses; `rehearsal.results.gates` measures and judges. Parsing raises
 `GateSyntaxError` (a `PlanError`, `rehearsal.errors`) with a message only: the plan
@@ -44,7 +50,8 @@ from ..shared.formats import duration as format_duration
 from .notation import DECIMAL, did_you_mean, duration_seconds, has_separators
 
 __all__ = ["GATE_METRICS", "RATE_METRICS", "REQUEST_METRICS", "SESSION_METRICS", "DOSSIER_METRICS", "LIVE_METRICS",
-           "GATE_OPS", "SHAPE", "Gate", "GateSyntaxError", "parse_gate", "satisfiable"]
+           "SYNC_LAG_METRICS", "BACKLOG_METRICS", "WINDOW_METRICS", "GATE_OPS", "SHAPE", "Gate", "GateSyntaxError",
+           "parse_gate", "satisfiable"]
 
 #: Metrics a gate can test, with what they mean (shared by the evaluator, the plan reader and the docs).
 GATE_METRICS: dict[str, str] = {
@@ -67,12 +74,22 @@ GATE_METRICS: dict[str, str] = {
     "submitted_dossiers": "dossiers filed in the stage",
     "complete_dossiers": "dossiers of the stage complete (result returned) at the end of the grace",
     "withdrawn_dossiers": "dossiers of the stage stopped after their citizen asked to withdraw them (status 8)",
+    "unsynced_dossiers": "dossiers whose status on the national portal differs from the provincial system's at the "
+                         "end of the grace (citizens do not see what officers did)",
+    "not_delivered_dossiers": "dossiers on the national portal that never reached the provincial system",
+    "completion_rate_national": "completion_rate as citizens see it: the national portal's statuses (0..1)",
+    "sync_lag_p50_s": "median sync lag per processing step: the national portal's receipt time minus the provincial "
+                      "step's time, each system's own clock, wall seconds",
+    "sync_lag_p95_s": "95th percentile sync lag per step, wall seconds",
+    "sync_lag_max_s": "longest sync lag of a step, wall seconds",
+    "sync_backlog_max": "most processing steps waiting in the provincial outbox at once (sampled every 2 s)",
     "interruption_s": "cutover: wall seconds from the first to the last failed request of the switch",
     "migration_found_rate": "cutover: dossiers open on the legacy portal found on the national one (0..1)",
     "arrivals_dropped": "open model: arrivals that found every citizen of the pool busy",
 }
 #: Metrics that are rates from 0 to 1: a gate on them may be written as a percentage.
-RATE_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "error_rate", "migration_found_rate"})
+RATE_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "error_rate", "migration_found_rate",
+                                          "completion_rate_national"})
 #: Measured from the requests (HDR histograms per interval): filters name/method/tag, every window.
 REQUEST_METRICS: frozenset[str] = frozenset({"requests", "rps", "failures", "error_rate", "p50_ms", "p90_ms",
                                              "p95_ms", "p99_ms", "max_ms", "mean_ms"})
@@ -80,7 +97,16 @@ REQUEST_METRICS: frozenset[str] = frozenset({"requests", "rps", "failures", "err
 SESSION_METRICS: frozenset[str] = frozenset({"sessions_peak_harness", "sessions_peak_portal"})
 #: Counted by reconciliation at the end of the stage: filters group/type/unit, whole stage only.
 DOSSIER_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "submitted_dossiers",
-                                             "complete_dossiers", "lost_dossiers", "withdrawn_dossiers"})
+                                             "complete_dossiers", "lost_dossiers", "withdrawn_dossiers",
+                                             "unsynced_dossiers", "not_delivered_dossiers",
+                                             "completion_rate_national"})
+#: Lag per processing step, measured after the stage from both systems' records: every window, no filter;
+#: wall seconds, written ``60s``, ``1m`` or a plain number.
+SYNC_LAG_METRICS: frozenset[str] = frozenset({"sync_lag_p50_s", "sync_lag_p95_s", "sync_lag_max_s"})
+#: The provincial outbox's pending rows, from the 2-second time series (``sync_backlog``): every window, no filter.
+BACKLOG_METRICS: frozenset[str] = frozenset({"sync_backlog_max"})
+#: Metrics a window (``over last D``, ``over every D``) applies to.
+WINDOW_METRICS: frozenset[str] = REQUEST_METRICS | SESSION_METRICS | SYNC_LAG_METRICS | BACKLOG_METRICS
 #: Known while the stage runs, so a gate on them may abort the stage (``abort_on_fail``).
 LIVE_METRICS: frozenset[str] = REQUEST_METRICS | SESSION_METRICS
 #: Comparison operators, longest first (the order the parser tries them).
@@ -168,12 +194,14 @@ class Gate:
         return "tag" not in want or tag == want["tag"]
 
 
-def _number(text: str, metric: str, *, what: str) -> float:
+def _number(text: str, metric: str, *, what: str, unit_ok: bool = True) -> float:
     """A number as a gate writes it: plain decimal, a percentage for a rate, no thousands separators."""
     text = text.strip()
     if has_separators(text):
         raise GateSyntaxError(f"expected {SHAPE} with the number written without separators: "
                               f"{text.replace('_', '').replace(',', '')}, not {text}")
+    if unit_ok and metric in SYNC_LAG_METRICS and text and not DECIMAL.fullmatch(text) and not text.endswith("%"):
+        return _wall_seconds(text, what=what)
     digits, scale = text, 1.0
     if text.endswith("%"):
         if metric not in RATE_METRICS:
@@ -186,6 +214,16 @@ def _number(text: str, metric: str, *, what: str) -> float:
     if not math.isfinite(value):
         raise GateSyntaxError(f"expected a finite number; found {text!r}")
     return value
+
+
+def _wall_seconds(text: str, *, what: str) -> float:
+    """A sync lag threshold written with a unit: ``500ms``, ``60s``, ``1m``, ``1m30s`` (wall seconds)."""
+    if text.endswith("ms") and DECIMAL.fullmatch(text[:-2].strip()):
+        return float(text[:-2].strip()) / 1000
+    seconds = duration_seconds(text.replace(" ", ""))
+    if seconds is None:
+        raise GateSyntaxError(f"expected {what}: wall seconds like 60, 60s, 1m, 1m30s or 500ms; found {text!r}")
+    return seconds
 
 
 def _duration(text: str) -> float:
@@ -202,6 +240,9 @@ def _filters(text: str, metric: str) -> tuple[tuple[str, str], ...]:
         allowed = REQUEST_FILTERS
     elif metric in DOSSIER_METRICS:
         allowed = DOSSIER_FILTERS
+    elif metric in SYNC_LAG_METRICS | BACKLOG_METRICS:
+        raise GateSyntaxError(f"{metric} takes no filter: it is measured over every processing step of the stage "
+                              f"(windows apply: 'over last 10m', 'over every 5m')")
     else:
         raise GateSyntaxError(f"{metric} takes no filter (filters apply to requests: "
                               f"{', '.join(sorted(REQUEST_METRICS))}; and to dossiers: "
@@ -268,9 +309,10 @@ def parse_gate(expr: str, *, name: str | None = None, abort_on_fail: bool = Fals
             if len(parts) < 2:
                 raise GateSyntaxError(f"'over {window}' needs a duration, like 'over {window} 5m'")
             window_s = _duration(parts[1])
-        if window != "whole" and metric not in REQUEST_METRICS | SESSION_METRICS:
+        if window != "whole" and metric not in WINDOW_METRICS:
             raise GateSyntaxError(f"{metric} is counted once, at the end of the stage: a window "
-                                  f"('over {window} ...') only applies to requests and sessions")
+                                  f"('over {window} ...') only applies to requests and sessions (and to the "
+                                  f"sync lag and backlog)")
     if not rhs:
         raise GateSyntaxError(f"expected a number after {op!r} in {SHAPE}; found nothing")
     baseline_op, baseline_arg, threshold = None, 0.0, math.nan
@@ -280,9 +322,10 @@ def parse_gate(expr: str, *, name: str | None = None, abort_on_fail: bool = Fals
         if b.group("arg") is not None:
             arg = b.group("arg").strip()
             if baseline_op == "*" and arg.endswith("%"):  # baseline * 110% is baseline * 1.10
-                baseline_arg = _number(arg[:-1], metric, what="a factor after 'baseline *'") / 100
+                baseline_arg = _number(arg[:-1], metric, what="a factor after 'baseline *'", unit_ok=False) / 100
             else:
-                baseline_arg = _number(arg, metric, what=f"a number after 'baseline {baseline_op}'")
+                baseline_arg = _number(arg, metric, what=f"a number after 'baseline {baseline_op}'",
+                                       unit_ok=baseline_op != "*")
             if baseline_op == "*" and baseline_arg <= 0:
                 raise GateSyntaxError(f"expected a factor greater than 0 after 'baseline *'; found {b.group('arg')!r}")
     elif rhs.startswith("baseline"):

@@ -94,5 +94,6 @@ def describe_plan(plan: Plan) -> list[str]:
                      f"{format_duration(s.total_s)} simulated, {format_duration(plan.wall_s(s.total_s))} "
                      f"wall-clock; {len(s.gates)} gate(s)"
                      + (f", {len(s.faults)} fault(s)" if s.faults else "")
-                     + (f", cutover at {format_duration(s.cutover.at_s)}" if s.cutover else ""))
+                     + (f", cutover at {format_duration(s.cutover.at_s)} from {s.cutover.from_system} "
+                        f"({len(s.cutover.units or s.units)} units)" if s.cutover else ""))
     return lines

@@ -21,8 +21,19 @@ MAX_OFFICERS_PER_UNIT = 20
 MAX_CITIZENS = 100_000
 #: The citizens' attachments are cut from one 64 KiB buffer (locustfiles/citizens.py).
 MAX_ATTACHMENT_KB = 64
-#: Fault kinds a stage can declare; all but ``absence`` are applied by the portal (`rehearsal.portal.faults`).
-FAULT_KINDS = ("latency", "errors", "outage", "slow-agency", "silent-drop", "absence")
+#: Fault kinds a stage can declare; all but ``absence`` are applied by a reference system (`rehearsal.portal.faults`):
+#: the first five by any system that plays them, the ``link-*`` and ``vneid-overload`` ones by the system below.
+FAULT_KINDS = ("latency", "errors", "outage", "slow-agency", "silent-drop", "absence",
+               "link-slow", "link-errors", "link-down", "link-kill", "link-duplicates", "vneid-overload")
+#: What a fault's ``system`` may name: the national portal, the provincial one-stop system (HCMC's platform, which
+#: runs the link agent), the front doors a cutover moves citizens away from, and ``link`` (the link between the
+#: two: national's integration endpoint for link-slow/-errors/-down, the provincial agent for link-kill/-duplicates).
+FAULT_SYSTEMS = ("national", "provincial", "city", "brvt", "binh-duong", "link")
+#: Where a cutover's units start (``cutover.from``): the city's own portal, or a former province's own system.
+CUTOVER_FROM = ("city", "brvt", "binh-duong")
+#: The former province (`rehearsal.shared.wards.FormerProvince` value) whose units each former system holds.
+#: The city portal is HCMC's platform's front door: any unit may file there, so it is not listed.
+FORMER_SYSTEM_PROVINCE = {"brvt": "ba-ria-vung-tau", "binh-duong": "binh-duong"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,7 @@ class OfficerLoad:
 
 @dataclass(frozen=True)
 class StageFault:
-    """A fault on the stage's timeline: from ``at_s`` for ``for_s`` (None: to the stage's end)."""
+    """A fault on the stage's timeline: from ``at_s`` for ``for_s`` (None: to the stage's end), on one system."""
 
     kind: str
     """One of `FAULT_KINDS`."""
@@ -143,17 +154,25 @@ class StageFault:
     """absence: units whose officers are away."""
     officers: int | None = None
     """absence: officers away per unit; None: all of them."""
+    system: str = "national"
+    """Where the runner sends it (``PUT /api/admin/faults``), already resolved by the plan reader: ``national``,
+    ``provincial`` (HCMC's platform and its link agent), ``city`` (the city portal: the provincial system's front
+    door), ``brvt`` or ``binh-duong`` (a former province's system: its front door for the citizens' kinds, its
+    one-stop system for slow-agency). ``link`` as written becomes national or provincial. ``absence`` is played by
+    the harness on its officers and is sent nowhere; it says ``provincial``, where they work."""
 
     def portal_spec(self) -> dict[str, object]:
-        """What `PUT /api/admin/faults` takes for this fault."""
+        """What `PUT /api/admin/faults` takes for this fault (on the system `system` names)."""
         spec: dict[str, object] = {"id": self.name, "kind": self.kind, "endpoints": list(self.endpoints)}
-        if self.kind == "latency":
+        if self.kind in ("latency", "link-slow"):
             if self.mean_s is not None:
                 spec["mean_s"] = self.mean_s
             else:
                 spec["delay_s"] = list(self.delay_s or (0.0, 0.0))
         elif self.kind in ("errors", "silent-drop"):
             spec.update(rate=self.rate, status=self.status)
+        elif self.kind in ("link-errors", "vneid-overload"):
+            spec["rate"] = self.rate
         elif self.kind == "slow-agency":
             spec["factor"] = self.factor
         return spec
@@ -161,7 +180,15 @@ class StageFault:
 
 @dataclass(frozen=True)
 class Cutover:
-    """The switch from the legacy (city) portal to the national one, in the middle of a stage."""
+    """The switch of some of a stage's units (all by default) from their old arrangement to the national portal
+    and HCMC's platform, in the middle of a stage.
+
+    ``from_system`` says what those units start on: ``city`` (the city's own portal, HCMC's platform's front
+    door, closed at 21:00 on 18/6/2025: citizens move to the national portal, dossiers stay where they are) or
+    ``brvt`` / ``binh-duong`` (a former province's own one-stop system and front door: the units move onto
+    HCMC's platform, their citizens to the national portal, and with ``migrate`` their dossiers are imported).
+    The stage's other units are on the national portal and HCMC's platform from the start.
+    """
 
     at_s: float
     """Simulated seconds from the start of the stage."""
@@ -170,7 +197,14 @@ class Cutover:
     retry_after_s: float = 60.0
     """Simulated; the header carries it divided by the time scale (at least 1 s)."""
     migrate: bool = True
-    """Copy legacy's dossiers to national right after closing: every open one, and the finished ones as a record."""
+    """Copy the old system's dossiers right after closing: every open one, and the finished ones as a record."""
+    units: tuple[int, ...] = ()
+    """Official codes of the units that move, sorted: the stage's own (all of them unless ``units`` chose some);
+    empty only for a Cutover built by hand (then: all the stage's units)."""
+    unit_selection: UnitSelection = UnitSelection()
+    """How ``cutover.units`` chose them, as written (empty: all the stage's units)."""
+    from_system: str = "city"
+    """``cutover.from`` (``from`` is a Python keyword): one of `CUTOVER_FROM`; default ``city``."""
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ def read_stage(ctx: ReadContext, node: yaml.Node, field: str, *, seed: int, time
     officers = read_officers(ctx, m.get("officers"), f"{field}.officers")
     gates = read_gates(ctx, m.get("gates"), f"{field}.gates")
     total_s = officers.sign_in_lead_s + duration + grace
+    # The cutover first: which front door citizens use before it is where a fault naming no system goes.
+    cutover = read_cutover(ctx, m.get("cutover"), f"{field}.cutover", total_s, seed=seed, stage=name, units=units)
     faults = read_faults(ctx, m.get("faults"), f"{field}.faults", seed=seed, stage=name, units=units,
-                         total_s=total_s)
-    cutover = read_cutover(ctx, m.get("cutover"), f"{field}.cutover", total_s)
+                         total_s=total_s, cutover=cutover)
     if citizens.users == 0 and officers.per_unit == 0:
         raise ctx.error(node, field, "the stage has no users (citizens.users and officers.per_unit are both 0)")
     # Citizens are started at spawn_rate once the officers' lead is over (with no lead, officers
