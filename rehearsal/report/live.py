@@ -12,6 +12,13 @@ For a stage that has finished, every figure is the one in ``summary.json``
 counts: dossiers the harness filed and saw complete or stopped after a
 withdrawal (the ledger; withdrawn ones leave the completion rate's count, as
 in the summary), sessions from the last time-series sample. The page says which.
+
+With two systems it shows the link too: the outbox backlog (now · peak) and
+the age of the oldest step waiting, whether the link agent is alive (the
+time series' ``sync_backlog``, ``sync_oldest_s``, ``link_alive``) while the
+stage runs; the sync lag p95 and the unsynced and not-delivered dossiers once
+it is reconciled (those are only known then: "…" before, "unknown" for a run
+without them).
 """
 
 from __future__ import annotations
@@ -45,10 +52,13 @@ class _StageLive:
     #: unit code -> [submitted, complete, withdrawn]
     units: dict[int, list[int]] = field(default_factory=dict)
     units_planned: list[int] = field(default_factory=list)
+    backlog_peak: int | None = None
 
     def refresh(self) -> None:
         for row in self.series.read():
             self.last = row
+            if isinstance(row.get("sync_backlog"), (int, float)):
+                self.backlog_peak = max(self.backlog_peak or 0, int(row["sync_backlog"]))
             self.peak_harness = max(self.peak_harness, int(row.get("sessions_harness") or 0))
             self.peak_portal = max(self.peak_portal, int(row.get("sessions_portal") or 0))
         for e in self.ledger.read():
@@ -122,7 +132,8 @@ class LiveView:
                     "target": final.get("completion_target", DEFAULT_COMPLETION_TARGET),
                     "completion_rate": final["completion_rate"], "submitted": d["submitted"], "complete": d["complete"],
                     "lost": d["lost"], "sessions_harness": s["peak_harness"], "sessions_portal": s["peak_portal"],
-                    "peak": True, "rps": None, "unit_counts": units}
+                    "peak": True, "rps": None, "unit_counts": units,
+                    "sync": _final_sync(final)}
         live = self._stage(name)
         live.refresh()
         sub = sum(v[0] for v in live.units.values())
@@ -134,7 +145,21 @@ class LiveView:
                 "lost": None,
                 "sessions_harness": live.last.get("sessions_harness"), "sessions_portal": live.last.get("sessions_portal"),
                 "peak_harness": live.peak_harness, "peak_portal": live.peak_portal, "peak": False,
-                "rps": live.last.get("rps"), "unit_counts": live.units}
+                "rps": live.last.get("rps"), "unit_counts": live.units,
+                "sync": {"live": True, "backlog": live.last.get("sync_backlog"), "backlog_peak": live.backlog_peak,
+                         "oldest_s": live.last.get("sync_oldest_s"), "link_alive": live.last.get("link_alive")}}
+
+
+def _final_sync(final: dict[str, Any]) -> dict[str, Any] | None:
+    """The link's figures of a reconciled stage (``summary.json``); None for a run without them."""
+    sync = final.get("sync")
+    if not isinstance(sync, dict):
+        return None
+    d = final.get("dossiers") or {}
+    return {"live": False, "backlog": sync.get("backlog_end"), "backlog_peak": sync.get("backlog_max"),
+            "lag_p95": None if sync.get("unknown") else (sync.get("lag_s") or {}).get("p95"),
+            "unknown": bool(sync.get("unknown")), "unsynced": d.get("unsynced"),
+            "not_delivered": d.get("not_delivered")}
 
 
 def page(lang: str, initial: dict[str, Any] | None = None) -> str:
@@ -144,7 +169,8 @@ def page(lang: str, initial: dict[str, Any] | None = None) -> str:
     units = [{"code": u.code, "name": u.name, "p": u.former_province.value} for u in load_units()]
     labels = {k: t[k] for k in ("completion", "sessions", "dossiers", "lost", "target_short", "unit", "submitted",
                                 "complete", "rate", "worst", "unit_grid", "stages", "legend", "no_dossiers",
-                                "not_in_stage")}
+                                "not_in_stage", "sync_backlog", "sync_lag", "unsynced", "not_delivered",
+                                "unknown", "oldest_waiting", "link_down")}
     labels.update(live="trực tiếp" if lang == "vi" else "live", final="đã đối soát" if lang == "vi" else "reconciled",
                   report="Báo cáo đầy đủ" if lang == "vi" else "Full report",
                   updated="cập nhật" if lang == "vi" else "updated", rps=t["rps"],
@@ -183,6 +209,15 @@ const pct=x=>x==null?'–':(Math.floor(x*1000+1e-9)/10).toFixed(1)+'%';
 const num=x=>x==null?'–':Number(x).toLocaleString('en-US');
 const esc=s=>String(s).replace(/[&<>'"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;',"'":'&#39;','"':'&quot;'}[c]));
 function tile(key,k,v,t,state){return `<div class='tile ${state||''}' data-kpi='${key}'><div class='k'>${esc(k)}</div><b>${esc(v)}</b><div class='t'>${esc(t||'')}</div></div>`}
+function syncTiles(y){
+  if(!y){return ''}
+  const sec=x=>x==null?'–':Number(x).toFixed(x<10?2:1)+' s', wait=x=>x==null?'…':num(x);
+  return tile('sync_backlog',T.sync_backlog,num(y.backlog_peak)+' · '+num(y.backlog),y.link_alive===false?T.link_down:'',y.link_alive===false?'bad':'')+
+    (y.live?tile('sync_oldest',T.oldest_waiting,sec(y.oldest_s),''):
+      tile('sync_lag',T.sync_lag,y.unknown?T.unknown:'p95 '+sec(y.lag_p95),''))+
+    tile('unsynced',T.unsynced,wait(y.unsynced),'',y.unsynced==null?'':(y.unsynced==0?'ok':'bad'))+
+    tile('not_delivered',T.not_delivered,wait(y.not_delivered),'',y.not_delivered==null?'':(y.not_delivered==0?'ok':'bad'));
+}
 function draw(d){
   document.getElementById('title').textContent=(d.scenario||'')+' — '+(d.run_id||'');
   const v=document.getElementById('verdict'); v.textContent=d.verdict; v.parentNode.className='banner '+d.verdict;
@@ -197,7 +232,7 @@ function draw(d){
     tile('sessions',T.sessions,num(sh)+' · '+num(sp),(c.peak?T.peak+' · ':'')+T.target_short+' ≥ 1,000',Math.min(sh||0,sp||0)>=1000?'ok':'')+
     tile('dossiers',T.dossiers,num(c.submitted)+' · '+num(c.complete),'')+
     tile('lost',T.lost,c.lost==null?'…':num(c.lost),T.target_short+' 0',c.lost==null?'':(c.lost==0?'ok':'bad'))+
-    (c.rps!=null?tile('rps',T.rps,Number(c.rps).toFixed(1),''):'');
+    (c.rps!=null?tile('rps',T.rps,Number(c.rps).toFixed(1),''):'')+syncTiles(c.sync);
   const inStage=new Set(c.unit_codes||[]), uc=c.unit_counts||{};
   document.getElementById('gridtitle').textContent=T.unit_grid+' — '+c.name;
   let html='';

@@ -40,6 +40,9 @@ from ..shared.wards import FormerProvince, load_units
 from . import charts
 from .data import RunData, StageData, load_run
 from .style import CSS
+from .style import figure as _figure
+from .style import tile as _tile
+from .sync import completion_national_tile, sessions_by_system_tile, sync_panel
 from .text import LANGS, TEXT
 
 
@@ -50,12 +53,6 @@ def _gate_for(stage: dict[str, Any], metric: str) -> dict[str, Any] | None:
         if plain.fullmatch(g["expr"].strip()):
             return g
     return None
-
-
-def _tile(key: str, label: str, value: str, target: str = "", state: str = "") -> str:
-    e = html.escape
-    return (f"<div class='tile {state}' data-kpi='{e(key)}'><div class='k'>{e(label)}</div><b>{e(value)}</b>"
-            f"<div class='t'>{e(target)}</div></div>")
 
 
 def _state(gate: dict[str, Any] | None, ok: bool | None = None) -> str:
@@ -95,6 +92,9 @@ def _kpis(stage: dict[str, Any], t: dict[str, str]) -> str:
     ]
     if "withdrawn" in d:  # stopped at the citizen's request: counted apart, out of the completion rate
         tiles.insert(7, _tile("withdrawn", t["withdrawn"], f"{d['withdrawn']:,}", t["withdrawn_note"]))
+    # Two systems: completion as citizens see it beside the officers', and each system's own session count.
+    tiles.insert(1, completion_national_tile(stage, t))
+    tiles.insert(4, sessions_by_system_tile(stage, t))
     return f"<div class='tiles'>{''.join(tiles)}</div>"
 
 
@@ -233,10 +233,6 @@ def _requests(stage: dict[str, Any], t: dict[str, str]) -> str:
             f"{''.join(rows)}</table></div></details>")
 
 
-def _figure(img: str, caption: str) -> str:
-    return f"<figure><figcaption>{html.escape(caption)}</figcaption><img alt='{html.escape(caption)}' src='{img}'></figure>"
-
-
 def _starved(starved: dict[str, Any], t: dict[str, str], limit: int = 10) -> str:
     """The stage's starved windows: what they mean, then the longest of them (UTC, seconds, why)."""
     e = html.escape
@@ -274,6 +270,7 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
         out.append(_figure(charts.throughput_chart(data, scale, labels), t["throughput"]))
         out.append(_figure(charts.latency_chart(data, scale, labels), t["latency"]))
         out.append("</div>")
+    out.append(sync_panel(stage, data, t, scale, draw))
     out.append(_unit_grid(stage, t))
     out.append(_worst_units(stage, t, scale))
     if draw and data is not None:
@@ -286,6 +283,13 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
     return "".join(out)
 
 
+def _sync_p95(stage: dict[str, Any]) -> str:
+    """The stage's sync lag p95 for the comparison table ("–" when unknown)."""
+    sync = stage.get("sync") or {}
+    p95 = None if sync.get("unknown") else (sync.get("lag_s") or {}).get("p95")
+    return "–" if p95 is None else f"{p95:,.2f} s"
+
+
 def _comparison(stages: list[dict[str, Any]], t: dict[str, str], draw: bool) -> str:
     e = html.escape
     rows = []
@@ -295,10 +299,12 @@ def _comparison(stages: list[dict[str, Any]], t: dict[str, str], draw: bool) -> 
                     f"<td><span class='verdict {e(s['verdict'])}'>{e(s['verdict'])}</span></td><td>{s['units']}</td>"
                     f"<td>{percent(s['completion_rate'])}</td><td>{s['sessions']['peak_harness']:,} · "
                     f"{s['sessions']['peak_portal']:,}</td><td>{_ms(total.get('p95_ms'))}</td>"
-                    f"<td>{percent(s.get('error_rate'))}</td><td>{s['dossiers']['lost']:,}</td></tr>")
+                    f"<td>{percent(s.get('error_rate'))}</td><td>{s['dossiers']['lost']:,}</td>"
+                    f"<td>{_num(s['dossiers'].get('unsynced'))}</td><td>{_sync_p95(s)}</td></tr>")
     out = [f"<h2>{t['stages']}</h2><div class='wrap'><table class='stages'><tr><th>{t['stage']}</th>"
            f"<th>{t['verdict']}</th><th>{t['units']}</th><th>{t['completion']}</th><th>{t['sessions']}</th>"
-           f"<th>p95</th><th>{t['errors']}</th><th>{t['lost']}</th></tr>{''.join(rows)}</table></div>"]
+           f"<th>p95</th><th>{t['errors']}</th><th>{t['lost']}</th><th>{t['unsynced']}</th>"
+           f"<th>{t['sync_p95']}</th></tr>{''.join(rows)}</table></div>"]
     if draw:
         out.append("<div class='narrow'>" + _figure(charts.stages_chart(stages, t), t["stages"]) + "</div>")
     return "".join(out)

@@ -1,4 +1,7 @@
-"""The report's style: one small stylesheet, inline in the page (no network, opens from disk)."""
+"""The report's style: one small stylesheet, inline in the page (no network, opens from disk), and the two
+HTML pieces every panel draws with (a KPI tile, a captioned chart)."""
+
+import html
 
 CSS = """
 *{box-sizing:border-box}
@@ -17,6 +20,7 @@ h3{font-size:1rem;margin:1.1rem 0 .4rem}
 table{border-collapse:collapse;width:100%;font-size:.88rem}
 th,td{border-bottom:1px solid #d0d7de;padding:.25rem .4rem;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left;white-space:normal}
+td:first-child{min-width:9rem}[data-kpi=sessions_by_system] b{font-size:1rem}td span.muted{white-space:normal;overflow-wrap:anywhere}
 .wrap{overflow-x:auto;max-width:100%}
 .fail{color:#cf222e;font-weight:600}.pass{color:#1a7f37}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,460px),1fr));gap:.6rem}
@@ -32,3 +36,16 @@ details summary{cursor:pointer;font-weight:600;margin:.6rem 0}
 .muted{color:#57606a;font-size:.85rem}
 .narrow{max-width:760px}
 """
+
+
+def tile(key: str, label: str, value: str, target: str = "", state: str = "") -> str:
+    """A KPI tile: its label, its value, the target under it; `state` ``ok`` / ``bad`` colours its edge."""
+    e = html.escape
+    return (f"<div class='tile {state}' data-kpi='{e(key)}'><div class='k'>{e(label)}</div><b>{e(value)}</b>"
+            f"<div class='t'>{e(target)}</div></div>")
+
+
+def figure(img: str, caption: str) -> str:
+    """A chart (a PNG data URI) with its caption."""
+    e = html.escape
+    return f"<figure><figcaption>{e(caption)}</figcaption><img alt='{e(caption)}' src='{img}'></figure>"

@@ -118,6 +118,42 @@ _WORDS: dict[str, tuple[str, str]] = {
                     "Measurement untrustworthy: harness starved for {seconds} s."),
     "starved_chart": ("harness thiếu CPU", "harness starved"),
     "starved_gate": ("đo khi harness thiếu CPU", "measured while the harness was starved"),
+    # Two systems: the national portal and the provincial one-stop system, and the link between them.
+    "sync_title": ("Đồng bộ cổng quốc gia ↔ hệ thống một cửa tỉnh",
+                   "Sync: national portal ↔ provincial one-stop system"),
+    "sync_basis": ("Độ trễ đồng bộ mỗi bước xử lý = thời điểm cổng quốc gia nhận bước đó − thời điểm cán bộ thực hiện "
+                   "trên hệ thống tỉnh, mỗi bên theo đồng hồ của mình; tính bằng giây thực (như độ trễ phản hồi), "
+                   "không theo tỷ lệ thời gian.",
+                   "Sync lag per processing step = when the national portal received it − when the officer did it on "
+                   "the provincial system, each from its own clock; in wall seconds (like latency), not scaled."),
+    "sync_unknown": ("Đồng bộ: chưa rõ (lần chạy này không đo độ trễ đồng bộ: cổng quốc gia không cho thời điểm "
+                     "nhận, hoặc lần chạy có từ trước khi có hai hệ thống).",
+                     "Sync: unknown (this run did not measure sync lag: the national portal gives no receipt times, "
+                     "or the run predates the two systems)."),
+    "sync_lag": ("Độ trễ đồng bộ p50 · p95", "Sync lag p50 · p95"),
+    "sync_p95": ("Trễ đồng bộ p95", "Sync lag p95"),
+    "sync_lag_max": ("Độ trễ đồng bộ lớn nhất", "Longest sync lag"),
+    "sync_backlog": ("Hàng đợi chưa gửi (cao nhất · cuối)", "Outbox backlog (peak · end)"),
+    "unsynced": ("Hồ sơ lệch trạng thái", "Unsynced dossiers"),
+    "unsynced_note": ("cổng quốc gia khác hệ thống tỉnh", "national status ≠ provincial"),
+    "not_delivered": ("Hồ sơ chưa đến cán bộ", "Not delivered"),
+    "not_delivered_note": ("có trên cổng quốc gia, không có ở tỉnh", "on national, never on provincial"),
+    "link_restarts": ("Tác tử đồng bộ khởi động lại", "Link agent restarts"),
+    "steps_matched": ("bước đã khớp", "steps matched"),
+    "lag_over_time": ("Độ trễ đồng bộ theo thời gian (giây thực)", "Sync lag over time (wall seconds)"),
+    "backlog_over_time": ("Hàng đợi đồng bộ theo thời gian", "Sync backlog over time"),
+    "backlog": ("bước chờ gửi", "steps waiting"),
+    "unsynced_by_unit": ("Hồ sơ lệch trạng thái theo đơn vị", "Unsynced dossiers by unit"),
+    "not_delivered_list": ("Hồ sơ chưa đến cán bộ", "Dossiers not delivered"),
+    "codes": ("mã hồ sơ", "dossier codes"),
+    "none": ("Không có.", "None."),
+    "unknown": ("chưa rõ", "unknown"),
+    "completion_national": ("Hoàn thành (công dân thấy, cổng QG)", "Completion as citizens see it (national)"),
+    "completion_officers": ("cán bộ (hệ thống tỉnh): {rate}", "officers (provincial): {rate}"),
+    "sessions_by_system": ("Phiên theo hệ thống (cao nhất)", "Sessions by system (peak)"),
+    "oldest_waiting": ("Bước chờ gửi lâu nhất", "Oldest step waiting"),
+    "link_down": ("tác tử đồng bộ đang dừng", "link agent down"),
+    "sync_error": ("Không đọc được cổng quốc gia: {error}", "Could not read the national portal: {error}"),
 }
 
 TEXT: dict[str, dict[str, str]] = {lang: {key: pair[i] for key, pair in _WORDS.items()}

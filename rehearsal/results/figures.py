@@ -18,6 +18,7 @@ from .gates import GateData, measure
 from .latency import read_latency
 from .stage_files import read_timeseries
 from .starved import stage_windows
+from .sync import read_sync_steps
 
 #: Figures a baseline keeps per request type.
 REQUEST_FIGURES = ("requests", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
@@ -40,7 +41,21 @@ def stage_figures(stage: dict[str, Any]) -> dict[str, float | None]:
         "interruption_s": cut.get("interruption_s"),
         "migration_found_rate": cut.get("migration_found_rate"),
         "arrivals_dropped": stage.get("arrivals_dropped", 0),
+        # Two systems (`rehearsal.results.threeway`); absent from a single portal's run: not measured.
+        "unsynced_dossiers": d.get("unsynced") if reconciled else None,
+        "not_delivered_dossiers": d.get("not_delivered") if reconciled else None,
+        "completion_rate_national": stage.get("completion_rate_national") if reconciled else None,
     }
+
+
+def _sync_unknown(stage: dict[str, Any], rows: list[dict[str, Any]] | None) -> str:
+    """Why a stage's sync lag cannot be judged ("" when it can)."""
+    sync = stage.get("sync")
+    if rows is None or not isinstance(sync, dict):
+        return "sync lag unknown: no sync_steps.jsonl (a run before the two systems)"
+    if sync.get("unknown"):
+        return "sync lag unknown: " + str(sync.get("error") or "the national portal gives no receipt times")
+    return ""
 
 
 def gate_data(stage_dir: Path, stage: dict[str, Any], time_scale: float) -> GateData:
@@ -49,10 +64,14 @@ def gate_data(stage_dir: Path, stage: dict[str, Any], time_scale: float) -> Gate
     series = read_timeseries(stage_dir / "timeseries.jsonl")
     start = log.start if log.start is not None else (series[0]["t"] if series else None)
     ends = [x for x in (log.end, series[-1]["t"] if series else None) if x is not None]
+    sync_rows = read_sync_steps(stage_dir)
     return GateData(time_scale=log.time_scale or time_scale, start=start, end=max(ends) if ends else start,
                     latency_rows=log.rows, series=series, figures=stage_figures(stage),
                     units={int(k): v for k, v in (stage.get("unit_results") or {}).items()},
-                    starved=stage_windows(stage_dir, series))
+                    starved=stage_windows(stage_dir, series), sync_rows=sync_rows or [],
+                    sync_unknown=_sync_unknown(stage, sync_rows),
+                    codes={"unsynced_dossiers": stage.get("unsynced_codes") or [],
+                           "not_delivered_dossiers": stage.get("not_delivered_codes") or []})
 
 
 def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float) -> GateData:
@@ -66,14 +85,24 @@ def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float
             mine = units.setdefault(code, {})
             for k in ("submitted", "complete", "lost", "finished", "on_time", "withdrawn"):
                 mine[k] = int(mine.get(k) or 0) + int(u.get(k) or 0)
+            if "unsynced" in u:  # two systems: their keys, and a few codes
+                for k in ("unsynced", "not_delivered", "complete_national", "withdrawn_national"):
+                    mine[k] = int(mine.get(k) or 0) + int(u.get(k) or 0)
+                for k in ("unsynced_codes", "not_delivered_codes"):
+                    mine[k] = [*mine.get(k, []), *(u.get(k) or [])]
     figures: dict[str, float | None] = {}
     for key in ("lost_dossiers", "duplicated_dossiers", "submitted_dossiers", "complete_dossiers",
-                "withdrawn_dossiers", "arrivals_dropped"):
+                "withdrawn_dossiers", "arrivals_dropped", "unsynced_dossiers", "not_delivered_dossiers"):
         values = [p.figures.get(key) for p in parts]
         figures[key] = None if not values or any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
     sub, comp = figures["submitted_dossiers"], figures["complete_dossiers"]
     figures["completion_rate"] = (completion_rate(int(comp), int(sub), int(figures["withdrawn_dossiers"] or 0))
                                   if sub is not None and comp is not None else None)
+    figures["completion_rate_national"] = None
+    if figures["unsynced_dossiers"] is not None and sub is not None:
+        nat = sum(int(u.get("complete_national") or 0) for u in units.values())
+        figures["completion_rate_national"] = completion_rate(
+            nat, int(sub), sum(int(u.get("withdrawn_national") or 0) for u in units.values()))
     fin = sum(int(u.get("finished") or 0) for u in units.values())
     figures["on_time_rate"] = sum(int(u.get("on_time") or 0) for u in units.values()) / fin if fin else None
     cuts = [p.figures.get("interruption_s") for p in parts if p.figures.get("interruption_s") is not None]
@@ -84,7 +113,13 @@ def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float
     return GateData(time_scale=time_scale, start=min(starts) if starts else None, end=max(ends) if ends else None,
                     latency_rows=[r for p in parts for r in p.latency_rows],
                     series=[r for p in parts for r in p.series], figures=figures, units=units,
-                    starved=[w for p in parts for w in p.starved])
+                    starved=[w for p in parts for w in p.starved],
+                    sync_rows=sorted((r for p in parts for r in p.sync_rows), key=lambda r: r["t"]),
+                    # Unknown for the run only when no stage measured it (a stage that did counts).
+                    sync_unknown="" if any(not p.sync_unknown for p in parts) else
+                    next((p.sync_unknown for p in parts), "sync lag unknown: no stage"),
+                    codes={k: [c for p in parts for c in p.codes.get(k, ())]
+                           for k in ("unsynced_dossiers", "not_delivered_dossiers")})
 
 
 def _probe(metric: str, filters: tuple[tuple[str, str], ...] = ()) -> Gate:

@@ -9,9 +9,15 @@ What a gate measures (`rehearsal.plan.gate_language` parses it):
 
 - requests: the stage's HDR latency log (`rehearsal.results.latency`), the rows its
   filter selects, merged over its window;
-- sessions: the 2-second time series, the most sessions seen in the window;
+- sessions and the sync backlog: the 2-second time series, the most seen in
+  the window;
+- sync lag (``sync_lag_p50_s`` …): the stage's matched steps
+  (``sync_steps.jsonl``, `rehearsal.results.sync`), the lags of the steps
+  taken in the window, wall seconds;
 - dossiers: the stage's reconciliation (``summary.json``), summed over the
-  units its filter selects;
+  units its filter selects; ``unsynced_dossiers`` and
+  ``not_delivered_dossiers`` name their first codes in the gate's detail, so a
+  NO-GO says which dossiers;
 - the rest (duplicates, cutover, dropped arrivals): the stage's summary.
 
 Windows (``whole``, ``last D``, ``every D``) are `rehearsal.results.windows`'s.
@@ -26,11 +32,16 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from ..plan.gate_language import DOSSIER_METRICS, REQUEST_METRICS, SESSION_METRICS, Gate
+from ..plan.gate_language import DOSSIER_METRICS, REQUEST_METRICS, Gate
 from ..shared.formats import number
 from ..shared.status import completion_rate
 from ..shared.wards import units_by_code
-from .windows import WindowedFigure
+from .windows import SYNC_LAG_METRICS, WindowedFigure, is_series_metric
+
+#: Dossier metrics of two systems: the unit_results key each sums (and the codes a gate names).
+TWO_SYSTEM_KEYS = {"unsynced_dossiers": "unsynced", "not_delivered_dossiers": "not_delivered"}
+#: Codes a gate's detail names before "+N more".
+NAMED_CODES = 5
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         "==": operator.eq, "!=": operator.ne}
@@ -78,7 +89,24 @@ class GateData:
     starved: Sequence[dict[str, Any]] = ()
     """Windows in which the harness was starved (`rehearsal.results.starved`): gates judged on them are marked."""
     units: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
-    """Per unit: submitted, complete, lost, on_time, finished, withdrawn (for dossier filters)."""
+    """Per unit: submitted, complete, lost, on_time, finished, withdrawn (for dossier filters); with two systems
+    also unsynced, not_delivered, complete_national, withdrawn_national and a few codes."""
+    sync_rows: Sequence[dict[str, Any]] = ()
+    """Matched sync steps ``{t, lag_s}`` in time order (`rehearsal.results.sync`)."""
+    sync_unknown: str = ""
+    """Why sync lag cannot be measured (a run before the two systems, no receipt times); "" when it can."""
+    codes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Codes behind a whole-stage count (``unsynced_dossiers``, ``not_delivered_dossiers``), for the detail."""
+
+
+def named_codes(count: float | None, codes: Sequence[str]) -> str:
+    """``3 dossiers: A, B, C`` (the first few, ``+N more``); "" when there are none."""
+    if not count:
+        return ""
+    shown = list(codes[:NAMED_CODES])
+    more = int(count) - len(shown)
+    noun = "dossier" if int(count) == 1 else "dossiers"
+    return f"{int(count)} {noun}: " + ", ".join(shown) + (f" +{more} more" if more > 0 and shown else "")
 
 
 def _unit_matches(gate: Gate, code: int) -> bool:
@@ -97,15 +125,28 @@ def _unit_matches(gate: Gate, code: int) -> bool:
 
 
 def _dossier_value(gate: Gate, data: GateData) -> tuple[float | None, str]:
+    m = gate.metric
     if not gate.filters:
-        return data.figures.get(gate.metric), ""
+        value = data.figures.get(m)
+        if value is None and (m in TWO_SYSTEM_KEYS or m == "completion_rate_national"):
+            return None, "not reconciled with the national portal"
+        return value, named_codes(value, data.codes.get(m, ())) if m in TWO_SYSTEM_KEYS else ""
     chosen = [u for code, u in data.units.items() if _unit_matches(gate, int(code))]
     if not chosen:
         return None, "no unit of the stage matches the filter"
 
     def total(k: str) -> int:
         return sum(int(u.get(k) or 0) for u in chosen)
-    m = gate.metric
+    if m in TWO_SYSTEM_KEYS or m == "completion_rate_national":
+        if any("unsynced" not in u for u in chosen):
+            return None, "not reconciled with the national portal"
+        if m == "completion_rate_national":
+            return (completion_rate(total("complete_national"), total("submitted"), total("withdrawn_national")),
+                    f"{len(chosen)} units")
+        key = TWO_SYSTEM_KEYS[m]
+        codes = [c for u in chosen for c in u.get(f"{key}_codes") or []]
+        count = float(total(key))
+        return count, "; ".join(x for x in (f"{len(chosen)} units", named_codes(count, codes)) if x)
     if m == "completion_rate":
         return completion_rate(total("complete"), total("submitted"), total("withdrawn")), f"{len(chosen)} units"
     if m == "on_time_rate":
@@ -126,9 +167,19 @@ def measure_all(gates: Sequence[Gate], data: GateData) -> list[tuple[float | Non
     out: list[tuple[float | None, str] | None] = [None] * len(gates)
     figures: list[tuple[int, Gate, WindowedFigure]] = []
     for i, gate in enumerate(gates):
-        if gate.metric in DOSSIER_METRICS:
+        if gate.metric in SYNC_LAG_METRICS and data.sync_unknown:
+            out[i] = (None, data.sync_unknown)
+        elif gate.metric in SYNC_LAG_METRICS or is_series_metric(gate.metric):
+            start = data.start if data.start is not None else (data.sync_rows[0]["t"] if data.sync_rows else None)
+            if start is None:
+                out[i] = (None, "nothing was recorded")
+            else:
+                figures.append((i, gate, WindowedFigure(gate, start=start, time_scale=data.time_scale,
+                                                        end=data.end)))
+        elif gate.metric in DOSSIER_METRICS or gate.metric in TWO_SYSTEM_KEYS \
+                or gate.metric == "completion_rate_national":
             out[i] = _dossier_value(gate, data)
-        elif gate.metric not in REQUEST_METRICS and gate.metric not in SESSION_METRICS:
+        elif gate.metric not in REQUEST_METRICS:
             out[i] = (data.figures.get(gate.metric), "")
         elif data.start is None:
             out[i] = (None, "nothing was recorded")
@@ -136,7 +187,8 @@ def measure_all(gates: Sequence[Gate], data: GateData) -> list[tuple[float | Non
             figures.append((i, gate, WindowedFigure(gate, start=data.start, time_scale=data.time_scale,
                                                     end=data.end)))
     end = data.end if data.end is not None else data.start
-    requests = [(g, f) for _, g, f in figures if g.metric in REQUEST_METRICS]
+    requests = [(g, f) for _, g, f in figures if g.metric in REQUEST_METRICS and g.metric not in SYNC_LAG_METRICS
+                and not is_series_metric(g.metric)]
     for row in data.latency_rows if requests else ():
         decoded = None
         for gate, fig in requests:
@@ -147,7 +199,10 @@ def measure_all(gates: Sequence[Gate], data: GateData) -> list[tuple[float | Non
                     decoded = HdrHistogram.decode(row["hdr"])
                 fig.feed(row, decoded)
     for _, gate, fig in figures:
-        if gate.metric in SESSION_METRICS:
+        if gate.metric in SYNC_LAG_METRICS:
+            for row in data.sync_rows:
+                fig.feed(row)
+        elif is_series_metric(gate.metric):
             for row in data.series:
                 fig.feed(row)
     for i, _, fig in figures:
@@ -220,14 +275,15 @@ class LiveGates:
     def feed_latency(self, rows: Iterable[dict[str, Any]]) -> None:
         rows = list(rows)
         for gate, fig in self.figures:
-            if gate.metric in REQUEST_METRICS:
+            if gate.metric in REQUEST_METRICS and gate.metric not in SYNC_LAG_METRICS \
+                    and not is_series_metric(gate.metric):
                 for row in rows:
                     if gate.matches_request(row["name"], row.get("tag")):
                         fig.feed(row)
 
     def feed_sample(self, row: dict[str, Any]) -> None:
         for gate, fig in self.figures:
-            if gate.metric in SESSION_METRICS:
+            if is_series_metric(gate.metric) and gate.metric not in SYNC_LAG_METRICS:
                 fig.feed(row)
 
     def check(self, now: float) -> GateResult | None:

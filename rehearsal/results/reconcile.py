@@ -28,15 +28,19 @@ from ..shared.net import urlopen
 from ..shared.status import COMPLETE, RANK, STATUS_AFTER, DossierStatus, completion_rate
 from .ledger import Event
 
+#: Codes kept per unit in ``unit_results`` (the stage keeps up to 10,000 in ``*_codes``).
+UNIT_CODES = 20
+
 
 def fetch_portal_dossiers(base_url: str, *, admin_token: str | None = None, page: int = 1000,
-                          timeout: float = 30.0) -> list[dict[str, Any]]:
-    """Every dossier the portal holds, through its admin export."""
+                          timeout: float = 30.0, steps: bool = False) -> list[dict[str, Any]]:
+    """Every dossier the portal holds, through its admin export (a provincial system's with its ``steps``)."""
     rows: list[dict[str, Any]] = []
     after = 0
     headers = {"X-Admin-Token": admin_token} if admin_token else {}
     while True:
-        url = f"{base_url.rstrip('/')}/api/admin/dossiers?after_id={after}&limit={page}"
+        url = (f"{base_url.rstrip('/')}/api/admin/dossiers?after_id={after}&limit={page}"
+               + ("&steps=1" if steps else ""))
         try:
             # No redirect is followed: the admin token goes to this portal and nowhere else.
             with urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as r:
@@ -68,6 +72,15 @@ class UnitResult:
     withdrawn: int = 0
     """Stopped (8) after the citizen asked to withdraw: out of the completion rate's count."""
     complete_seconds: list[float] = field(default_factory=list)
+    national: bool = False
+    """Reconciled against two systems (`rehearsal.results.threeway`): the fields below mean something."""
+    unsynced: int = 0
+    not_delivered: int = 0
+    complete_national: int = 0
+    """Complete as citizens see it (the national portal's status)."""
+    withdrawn_national: int = 0
+    unsynced_codes: list[str] = field(default_factory=list)
+    not_delivered_codes: list[str] = field(default_factory=list)
 
     @property
     def completion_rate(self) -> float | None:
@@ -78,7 +91,17 @@ class UnitResult:
         return {"submitted": self.submitted, "complete": self.complete,
                 "completion_rate": self.completion_rate, "lost": self.lost, "finished": self.finished,
                 "on_time": self.on_time, "withdrawn": self.withdrawn,
-                "median_complete_s": statistics.median(self.complete_seconds) if self.complete_seconds else None}
+                "median_complete_s": statistics.median(self.complete_seconds) if self.complete_seconds else None,
+                **(self._national() if self.national else {})}
+
+    def _national(self) -> dict[str, Any]:
+        """The two-system keys (a few codes each, for the report and a gate that names them)."""
+        return {"unsynced": self.unsynced, "not_delivered": self.not_delivered,
+                "complete_national": self.complete_national, "withdrawn_national": self.withdrawn_national,
+                "completion_rate_national": completion_rate(self.complete_national, self.submitted,
+                                                            self.withdrawn_national),
+                "unsynced_codes": self.unsynced_codes[:UNIT_CODES],
+                "not_delivered_codes": self.not_delivered_codes[:UNIT_CODES]}
 
 
 @dataclass
@@ -98,6 +121,27 @@ class Reconciliation:
     """Dossiers on the portal in all (other stages and other clients included)."""
     withdrawn: int = 0
     """Stopped (8) after the citizen asked to withdraw: neither complete nor pending."""
+    two_systems: bool = False
+    """Reconciled three ways (ledger × provincial × national, `rehearsal.results.threeway`)."""
+    lost_codes: list[str] = field(default_factory=list)
+    not_delivered: list[str] | None = None
+    """Codes on the national portal never on a provincial system; None: the national side was not read."""
+    unsynced: list[str] | None = None
+    """Codes whose national status differs from the provincial one (or national lacks them); None: not read."""
+    complete_national: int | None = None
+    withdrawn_national: int = 0
+    sync: Any = None
+    """`rehearsal.results.sync.SyncSteps` of the stage's dossiers (two systems only)."""
+    national_error: str | None = None
+    """Why the national side could not be read (then its figures are None)."""
+
+    @property
+    def completion_rate_national(self) -> float | None:
+        """Completion as citizens see it: national status complete ÷ (submitted − withdrawn there)."""
+        if self.complete_national is None:
+            return None
+        rate = completion_rate(self.complete_national, self.submitted, self.withdrawn_national)
+        return 0.0 if rate is None else rate
 
     @property
     def completion_rate(self) -> float:

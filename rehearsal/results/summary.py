@@ -20,6 +20,10 @@ from .latency import stage_latency
 from .reconcile import Reconciliation
 from .stage_files import read_abort, read_locust_stats, read_markers, read_timeseries
 from .starved import mark_starved, stage_starved
+from .sync import read_sync_steps, sessions_by_system, sync_summary
+
+#: Most codes a stage keeps per list in ``summary.json`` (lost, not delivered, unsynced).
+MAX_CODES = 10_000
 
 
 def portal_outages(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -52,6 +56,31 @@ def _workers(series: list[dict[str, Any]]) -> dict[str, Any] | None:
     lost = sorted({w for r in rows for w in r.get("workers_lost", [])})
     first_lost = next((r["t"] for r in rows if r.get("workers_lost")), None)
     return {"peak": max(r["workers"] for r in rows), "lost": lost, "first_lost_at": first_lost}
+
+
+def two_systems_figures(rec: Reconciliation | None, stage_dir: Path, series: list[dict[str, Any]],
+                        time_scale: float) -> dict[str, Any]:
+    """The keys a stage reconciled against two systems adds (`rehearsal.results.threeway`), and ``sync``.
+
+    ``sync`` is always there (``unknown`` when nothing was measured); the
+    dossier keys only for a two-system reconciliation: a single portal has
+    nothing to be unsynced with, and the report says unknown.
+    """
+    steps = rec.sync if rec is not None else None
+    lags = steps.lags if steps is not None else read_sync_steps(stage_dir)
+    out: dict[str, Any] = {"sync": sync_summary(lags, series, time_scale=time_scale, steps=steps,
+                                                error=rec.national_error if rec is not None else None)}
+    if rec is None or not rec.two_systems:
+        return out
+    out.update(completion_rate_national=rec.completion_rate_national,
+               lost_codes=rec.lost_codes[:MAX_CODES],
+               not_delivered_codes=(rec.not_delivered or [])[:MAX_CODES],
+               unsynced_codes=(rec.unsynced or [])[:MAX_CODES])
+    out["dossiers"] = {"lost": len(rec.lost_codes),
+                       "not_delivered": None if rec.not_delivered is None else len(rec.not_delivered),
+                       "unsynced": None if rec.unsynced is None else len(rec.unsynced),
+                       "complete_national": rec.complete_national, "withdrawn_national": rec.withdrawn_national}
+    return out
 
 
 def judge_stage(gates: tuple[Gate, ...] | list[Gate], data: GateData, *, baseline: dict[str, Any] | None,
@@ -108,7 +137,8 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "verdict": "INCOMPLETE",
         "units": len(stage.units),
         "unit_codes": list(stage.units),
-        "sessions": {"peak_harness": peak_harness, "peak_portal": peak_portal},
+        "sessions": {"peak_harness": peak_harness, "peak_portal": peak_portal,
+                     "by_system": sessions_by_system(series)},
         "dossiers": {"submitted": rec.submitted if rec else 0, "complete": rec.complete if rec else 0,
                      "lost": len(rec.lost) if rec else 0, "duplicated": rec.duplicated if rec else 0,
                      "inconsistent": len(rec.inconsistent) if rec else 0,
@@ -136,6 +166,9 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
         "workers": _workers(series),
         "starved": stage_starved(stage_dir, series),
     }
+    both = two_systems_figures(rec, stage_dir, series, time_scale)
+    out["dossiers"].update(both.pop("dossiers", {}))
+    out.update(both)
     aborted = read_abort(stage_dir)
     if aborted:
         out["aborted"] = aborted

@@ -5,6 +5,13 @@ the intervals that ended in its last D; ``every D`` cuts the stage into
 D-long windows from its start (a remainder shorter than D joins the window
 before it) and the worst window is the figure: the highest for ``<``/``<=``,
 the lowest for ``>``/``>=``. D is simulated time, like every duration of a plan.
+
+Three kinds of rows are fed: latency rows (request metrics), time-series
+rows (`SERIES_KEYS`: the most of a sampled count, sessions and the sync
+backlog) and matched sync steps (`SYNC_LAG_METRICS`: ``{t, lag_s}`` rows of
+``sync_steps.jsonl``, a percentile of the lags whose provincial step time
+falls in the window). The two sets are named here, not only in the gate
+language, so that judging does not depend on how the plan room groups them.
 """
 
 from __future__ import annotations
@@ -16,6 +23,25 @@ from typing import Any
 from ..plan.gate_language import SESSION_METRICS, Gate
 from ..shared.formats import clock
 from .latency import Tally
+
+#: Sync lag gates (wall seconds) and the percentile each takes of the steps' lags (100: the max).
+SYNC_LAG_METRICS: dict[str, float] = {"sync_lag_p50_s": 50.0, "sync_lag_p95_s": 95.0, "sync_lag_max_s": 100.0}
+#: Gates on the most of a time-series count, and the series key each reads.
+SERIES_KEYS: dict[str, str] = {"sessions_peak_harness": "sessions_harness", "sessions_peak_portal": "sessions_portal",
+                               "sync_backlog_max": "sync_backlog"}
+
+
+def is_series_metric(metric: str) -> bool:
+    """Measured as the most of a 2-second time-series count (sessions, the sync backlog)."""
+    return metric in SERIES_KEYS or metric in SESSION_METRICS
+
+
+def _lag_value(metric: str, lags: list[float]) -> float | None:
+    if not lags:
+        return None
+    ordered = sorted(lags)
+    rank = max(1, math.ceil(SYNC_LAG_METRICS[metric] / 100.0 * len(ordered)))
+    return float(ordered[min(rank, len(ordered)) - 1])
 
 
 def _worst(op: str, values: list[tuple[float, str]]) -> tuple[float, str]:
@@ -54,8 +80,9 @@ class WindowedFigure:
         self.gate = gate
         self.start = start
         self.window_wall = gate.window_s / time_scale if gate.window != "whole" else 0.0
-        self.sessions = gate.metric in SESSION_METRICS
-        self.key = "sessions_harness" if gate.metric == "sessions_peak_harness" else "sessions_portal"
+        self.lags = gate.metric in SYNC_LAG_METRICS
+        self.sessions = not self.lags and is_series_metric(gate.metric)
+        self.key = SERIES_KEYS.get(gate.metric, "sessions_portal")
         self.whole: list[Any] | None = None
         self.recent: deque[tuple[float, Any]] = deque()
         self.closed: list[tuple[float, str]] = []
@@ -70,7 +97,12 @@ class WindowedFigure:
 
     # -- feeding --------------------------------------------------------------
     def _merge(self, acc: list[Any] | None, item: Any, decoded: Any = None) -> list[Any]:
-        """Add one item (a session count, or a latency row) to an accumulator ([max] or [Tally])."""
+        """Add one item (a count, a lag or a latency row) to an accumulator ([max], [[lags]] or [Tally])."""
+        if self.lags:
+            if acc is None:
+                return [[item]]
+            acc[0].append(item)
+            return acc
         if self.sessions:
             if acc is None:
                 return [item]
@@ -87,11 +119,16 @@ class WindowedFigure:
         `decoded` is the row's histogram when the caller decoded it once for several gates.
         """
         t = float(row["t"])
-        if self.sessions:
+        if self.lags:
+            lag = row.get("lag_s")
+            if not isinstance(lag, (int, float)):
+                return
+            item: Any = float(lag)
+        elif self.sessions:
             value = row.get(self.key)
             if value is None:
                 return
-            item: Any = float(value)
+            item = float(value)
         else:
             item = row
         self.last_t = max(self.last_t, t)
@@ -135,6 +172,8 @@ class WindowedFigure:
     def _value_of(self, acc: list[Any] | None, seconds: float) -> float | None:
         if acc is None:
             return self._empty_value()
+        if self.lags:
+            return _lag_value(self.gate.metric, acc[0])
         if self.sessions:
             return acc[0]
         return _request_value(self.gate.metric, acc[0], seconds)
@@ -150,7 +189,9 @@ class WindowedFigure:
             acc: list[Any] | None = None
             for _, part in self.recent:
                 if acc is None:
-                    acc = [part[0]] if self.sessions else [_copy(part[0])]
+                    acc = [list(part[0])] if self.lags else [part[0]] if self.sessions else [_copy(part[0])]
+                elif self.lags:
+                    acc[0].extend(part[0])
                 elif self.sessions:
                     acc[0] = max(acc[0], part[0])
                 else:
