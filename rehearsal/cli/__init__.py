@@ -48,6 +48,7 @@ COMMANDS = (
     running.add_demo,
     viewing.add_report,
     viewing.add_dashboard,
+    running.add_metrics,
     running.add_worker,
     judging.add_gate,
     judging.add_baseline,

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import PlanError, TargetError
 from .common import ExitCode, exit_for, print_gates, tcp_port
+
+if TYPE_CHECKING:
+    from ..plan import Plan
+    from ..run.targets import Target
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -26,12 +32,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _run(scenario: str, args: argparse.Namespace) -> int:
     from .. import REPORTS_DIR
     from ..plan import load_plan
-    from ..report.page import build_report
     from ..results.baseline import load_baseline
-    from ..results.junit import write_junit
-    from ..run.runner import run_plan
+    from ..results.metrics import new_run_in, parse_bind, serve_metrics
+    from ..run.locust_command import otel_env
     from ..run.targets import resolve_target
-    from ..shared.formats import percent
 
     plan = load_plan(scenario, time_scale=args.time_scale)
     baseline = None
@@ -54,9 +58,31 @@ def _run(scenario: str, args: argparse.Namespace) -> int:
     _check_output_paths(reports_dir, Path(args.junit) if args.junit else None)  # before any load, not after it
     if args.web_ui:
         print(f"Locust web UI (with the Rehearsal and Units tabs): http://127.0.0.1:{args.web_ui}", flush=True)
+    target_env = otel_env() if args.otel else None  # Locust's own --otel, in every Locust process of the run
+    metrics = serve_metrics(new_run_in(reports_dir, plan.name), parse_bind(args.metrics_port)) \
+        if args.metrics_port else None
+    if metrics is not None:
+        print(f"metrics for Prometheus: {metrics.url}", flush=True)
+    try:
+        return _play(plan, target, args, national_url=national_url, master_bind=master_bind,
+                     reports_dir=reports_dir, baseline=baseline, target_env=target_env)
+    finally:
+        if metrics is not None:  # up until the report is written: a last scrape sees the final summary
+            metrics.close()
+
+
+def _play(plan: Plan, target: Target, args: argparse.Namespace, *, national_url: str | None,
+          master_bind: tuple[str, int] | None, reports_dir: Path, baseline: dict | None,
+          target_env: dict[str, str] | None) -> int:
+    """Run the plan, print its stages and verdict, write the report and JUnit; the exit code."""
+    from ..report.page import build_report
+    from ..results.junit import write_junit
+    from ..run.runner import run_plan
+    from ..shared.formats import percent
+
     result = run_plan(plan, target, only=args.stage or None, start_from=args.start_from, national_url=national_url,
                       web_ui_port=args.web_ui, workers=args.workers, remote_workers=args.remote_workers,
-                      master_bind=master_bind, reports_dir=reports_dir, baseline=baseline)
+                      master_bind=master_bind, reports_dir=reports_dir, baseline=baseline, target_env=target_env)
     summary = result.summary
     for stage in summary["stages"]:
         d, s = stage["dossiers"], stage["sessions"]
@@ -192,6 +218,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default=None, metavar="NAME",
                    help="baseline (baselines/NAME.json, or a file) for gates written 'baseline * 1.10'")
     p.add_argument("--junit", default=None, metavar="FILE", help="also write the gates as JUnit XML here")
+    p.add_argument("--metrics-port", default=None, metavar="[HOST:]PORT",
+                   help="while it runs, serve the run's figures to Prometheus at http://HOST:PORT/metrics "
+                        "(host 127.0.0.1 unless given; docs/metrics.md)")
+    p.add_argument("--otel", action="store_true",
+                   help="turn on Locust's own OpenTelemetry (its --otel: Locust 2.42+, pip install 'locust[otel]', "
+                        "set up with the OTEL_* variables)")
 
 
 def add_validate(sub: argparse._SubParsersAction) -> None:
@@ -231,3 +263,31 @@ def add_worker(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from", dest="start_from", default=None, metavar="NAME", help="as given to the run")
     _add_time_scale(p, "as given to the run")
     p.set_defaults(func=cmd_worker)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Serve a run directory's figures to Prometheus until Ctrl-C (a finished run, or one still running)."""
+    from ..results.metrics import parse_bind, serve_metrics
+    from ..results.summary import read_summary_file
+
+    run_dir = Path(args.run_dir)
+    read_summary_file(run_dir)  # a folder that is not a run directory: one line, exit 2
+    server = serve_metrics(run_dir, parse_bind(args.port, "--port"))
+    print(f"metrics of {run_dir}: {server.url} (Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return ExitCode.GO
+    finally:
+        server.close()
+
+
+def add_metrics(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("metrics", help="serve a run directory's figures to Prometheus",
+                       description="Serve a run's figures (rehearsal_* metrics, docs/metrics.md) in Prometheus "
+                                   "text format at http://HOST:PORT/metrics until Ctrl-C.")
+    p.add_argument("run_dir", help="a run directory, e.g. reports/20250625T010000Z-hcmc-2025")
+    p.add_argument("--port", default="9464", metavar="[HOST:]PORT",
+                   help="where to listen (default 9464 on 127.0.0.1)")
+    p.set_defaults(func=cmd_metrics)
