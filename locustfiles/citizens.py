@@ -8,6 +8,13 @@ it ends: the result returned, or processing stopped. Then they sign out, and
 the same Locust user comes back as the next citizen, as long as the stage's
 filing window is open.
 
+A citizen talks to the system its unit's citizens use now, through its
+adapter (`locustfiles.clients`): the national portal, or, before a stage's
+cutover, the city portal (or a former province's) in its own API shape;
+when that front door closes it moves to the national portal and goes on
+following its dossier there by code. Every event carries the dossier's code
+and the system it happened on.
+
 Most citizens file at their own unit; a share (``other_unit_share``) file
 elsewhere, which the one-stop rules (Decree 118/2025) allow. A share
 (``withdraw_share``) change their mind: right after filing (before paying)
@@ -28,28 +35,35 @@ from typing import Any
 import gevent
 from locust import task
 from locust.exception import RescheduleTask
-from urllib3 import encode_multipart_formdata
 
+from rehearsal.run.systems import cutover_units
 from rehearsal.shared.status import COMPLETE, ENDED, WITHDRAWABLE, DossierStatus
 
+from locustfiles.clients import Dossier
 from locustfiles.common import PortalUser
 
 #: Random bytes shared by all attachments of this process (slices of it).
 _BLOB = os.urandom(64 * 1024)
 _NAMES = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Võ", "Đặng", "Bùi", "Đỗ")
 _GIVEN = ("An", "Bình", "Chi", "Dũng", "Hà", "Hương", "Khoa", "Lan", "Minh", "Ngọc", "Phúc", "Tâm")
+_WITHDRAW_REASON = "Công dân không còn nhu cầu"
 
 
 class CitizenUser(PortalUser):
     """A citizen filing one dossier per visit and following it to its result."""
 
     tag = "citizen"
+    role = "citizen"
 
     def on_start(self) -> None:
         self.spread_start()
         self.identity = self.ctx.next_identity("citizen")
-        units = self.ctx.stage.units
-        self.home_unit = units[self.identity % len(units)]
+        stage = self.ctx.stage
+        self.home_unit = stage.units[self.identity % len(stage.units)]
+        self.first_place = self.place(self.ctx.systems.start("citizen", self.home_unit, stage))
+        # Before the cutover a citizen's front door takes dossiers of the units on the same system.
+        moving = cutover_units(stage)
+        self.neighbours = [u for u in stage.units if (u in moving) == (self.home_unit in moving)]
         self.visit = 0
 
     # -- the journey ----------------------------------------------------------
@@ -68,16 +82,15 @@ class CitizenUser(PortalUser):
         think = load.think_time
         self.sign_in()
         if self.rng.random() < 0.5:
-            word = self.rng.choice(("khai sinh", "chứng thực", "kết hôn", "hộ kinh doanh", "cư trú"))
-            self.call("GET", "/api/procedures", name="/api/procedures?q", params={"q": word})
+            self.portal.search(self.rng.choice(("khai sinh", "chứng thực", "kết hôn", "hộ kinh doanh", "cư trú")))
             self.think(think.low_s / 3, think.high_s / 3)
         procedure = self.ctx.catalogue.pick(self.rng)
-        status, body = self.call("GET", f"/api/procedures/{procedure.code}", name="/api/procedures/[code]")
-        form_spec = self.require(status, body, "fields")
+        form_spec = self.portal.procedure(procedure.code)
         self.think(think.low_s, think.high_s)  # filling the form
         unit = self.home_unit
         if self.rng.random() < load.other_unit_share:
-            unit = self.rng.choice(self.ctx.stage.units)
+            on_first = self.portal.url == self.first_place.url
+            unit = self.rng.choice(self.neighbours if on_first else self.ctx.stage.units)
         dossier = self.submit(procedure.code, unit, form_spec)
         if dossier is None:
             return
@@ -86,8 +99,8 @@ class CitizenUser(PortalUser):
         asked = False
         if withdraw_after == 0:
             self.think(think.low_s / 3, think.high_s / 3)
-            asked = self.withdraw(dossier["id"])
-        if not asked and dossier.get("payment_required"):
+            asked = self.withdraw(dossier)
+        if not asked and dossier.payment_required:
             self.think(think.low_s / 3, think.high_s / 3)
             self.pay(dossier)
         self.follow(dossier, withdraw_after)
@@ -95,60 +108,43 @@ class CitizenUser(PortalUser):
 
     def sign_in(self) -> None:
         self.visit += 1
-        id_number = "079" + f"{self.identity:05d}{self.visit % 10000:04d}"[-9:]
-        self.citizen = id_number
-        self.vneid(id_number)
+        ids = self.ctx.citizen_ids
+        if ids:  # the target's test identities, each citizen its own
+            self.citizen = ids[(self.identity + (self.visit - 1) * self.ctx.worker_count) % len(ids)]
+        else:
+            self.citizen = "079" + f"{self.identity:05d}{self.visit % 10000:04d}"[-9:]
+        self.portal.sign_in(self.citizen)
 
     def restore_session(self) -> bool:
         try:
-            self.vneid(self.citizen)
+            self.portal.sign_in(self.citizen)
         except RescheduleTask:
             return False
         return True
 
-    def vneid(self, id_number: str) -> None:
-        status, body = self.call("POST", "/api/auth/vneid/otp", name="/api/auth/vneid/otp",
-                                 json={"id_number": id_number})
-        otp = self.require(status, body, "otp_request_id", "otp")
-        status, body = self.call("POST", "/api/auth/vneid/verify", name="/api/auth/vneid/verify",
-                                 json={"otp_request_id": otp["otp_request_id"], "otp": otp["otp"]})
-        self.signed_in(self.require(status, body, "token")["token"])
-
-    def submit(self, procedure_code: str, unit: int, spec: dict[str, Any]) -> dict[str, Any] | None:
+    def submit(self, procedure_code: str, unit: int, spec: dict[str, Any]) -> Dossier | None:
         client_ref = uuid.UUID(int=self.rng.getrandbits(128)).hex
-        fields: list[tuple[str, Any]] = [
-            ("procedure_code", procedure_code), ("unit_code", str(unit)),
-            ("client_ref", client_ref), ("form", json.dumps(self.fill(spec.get("fields", ())),
-                                                            ensure_ascii=False))]
-        fields += self.attachments(spec.get("attachments", ()))
-        body, content_type = encode_multipart_formdata(fields)
-        # A lost answer is retried with the same client_ref: the portal gives the
+        form = json.dumps(self.fill(spec.get("fields", ())), ensure_ascii=False)
+        files = self.attachments(spec.get("attachments", ()))
+        # A lost answer is retried with the same client_ref: the system gives the
         # same dossier back, so a retry can never file it twice.
         for attempt in range(3):
-            status, answer = self.call("POST", "/api/dossiers", name="/api/dossiers", data=body,
-                                       headers={"Content-Type": content_type})
-            if status in (200, 201) and isinstance(answer, dict) and "id" in answer:
-                self.ctx.telemetry.emit(
-                    "submitted", id=answer["id"], code=answer.get("code"), unit=unit,
-                    procedure=procedure_code, client_ref=client_ref, citizen=self.citizen,
-                    home_unit=self.home_unit, attempt=attempt + 1)
-                return answer
+            status, dossier = self.portal.file(procedure_code, unit, form, files, client_ref)
+            if dossier is not None:
+                self.emit("submitted", id=dossier.id, code=dossier.code, unit=unit, procedure=procedure_code,
+                          client_ref=client_ref, citizen=self.citizen, home_unit=self.home_unit,
+                          attempt=attempt + 1)
+                return dossier
             if 400 <= status < 500 and status not in (408, 429):
-                return None  # the portal refused it: retrying the same form will not help
+                return None  # the system refused it: retrying the same form will not help
             self.think(10, 30)
         return None
 
-    def pay(self, dossier: dict[str, Any]) -> None:
-        status, body = self.call("POST", f"/api/dossiers/{dossier['id']}/payment",
-                                 name="/api/dossiers/[id]/payment")
-        if status not in (200, 201) or not isinstance(body, dict) or "redirect_url" not in body:
-            return
-        # The intermediary's page redirects back to the portal's callback.
-        status, answer = self.call("GET", body["redirect_url"], name="/pay/[id]")
-        if status == 200 and isinstance(answer, dict) and answer.get("paid"):
-            self.ctx.telemetry.emit("paid", id=dossier["id"], unit=None)
+    def pay(self, dossier: Dossier) -> None:
+        if self.portal.pay(dossier):
+            self.emit("paid", id=dossier.id, code=dossier.code, unit=None)
 
-    def follow(self, dossier: dict[str, Any], withdraw_after: int | None = None) -> None:
+    def follow(self, dossier: Dossier, withdraw_after: int | None = None) -> None:
         """Come back every so often until the dossier ends (ENDED: complete, or stopped after a withdrawal).
 
         With `withdraw_after`, ask to withdraw it at that check if it is still open.
@@ -157,43 +153,34 @@ class CitizenUser(PortalUser):
         supplements = checks = 0
         while True:
             gevent.sleep(self.rng.uniform(0.5, 1.5) * load.follow_interval_s / self.ctx.time_scale)
-            status, body = self.call("GET", f"/api/dossiers/{dossier['id']}", name="/api/dossiers/[id]")
-            if status != 200 or not isinstance(body, dict):
-                continue
+            status = self.portal.look(dossier)
+            if status is None:
+                continue  # not readable now (or not on this portal yet: the link brings it)
             checks += 1
-            if body.get("status") in ENDED:
-                seen = "seen_complete" if body["status"] in COMPLETE else "seen_stopped"
-                self.ctx.telemetry.emit(seen, id=dossier["id"], status=body["status"])
+            if status in ENDED:
+                seen = "seen_complete" if status in COMPLETE else "seen_stopped"
+                self.emit(seen, id=dossier.id, code=dossier.code, status=status)
                 return
-            if checks == withdraw_after and body.get("status") in WITHDRAWABLE:
+            if checks == withdraw_after and status in WITHDRAWABLE:
                 self.think(load.think_time.low_s / 3, load.think_time.high_s / 3)
-                self.withdraw(dossier["id"])
+                self.withdraw(dossier)
                 continue
-            if body.get("status") == DossierStatus.SUPPLEMENT_REQUESTED and supplements < 3:
+            if status == DossierStatus.SUPPLEMENT_REQUESTED and supplements < 3:
                 supplements += 1
                 self.think(load.think_time.low_s, load.think_time.high_s)
-                self.supplement(dossier["id"])
+                self.supplement(dossier)
 
-    def supplement(self, dossier_id: int) -> None:
-        fields = [("form", json.dumps({"note": "Bổ sung giấy tờ theo yêu cầu"}, ensure_ascii=False)),
-                  ("supplement", ("bo-sung.pdf", _BLOB[:4096], "application/pdf"))]
-        body, content_type = encode_multipart_formdata(fields)
-        status, _ = self.call("POST", f"/api/dossiers/{dossier_id}/supplement",
-                              name="/api/dossiers/[id]/supplement", data=body,
-                              headers={"Content-Type": content_type}, expect=(409,))
-        if status in (200, 201):
-            self.ctx.telemetry.emit("supplemented", id=dossier_id)
+    def supplement(self, dossier: Dossier) -> None:
+        form = json.dumps({"note": "Bổ sung giấy tờ theo yêu cầu"}, ensure_ascii=False)
+        if self.portal.supplement(dossier, form, [("supplement", ("bo-sung.pdf", _BLOB[:4096], "application/pdf"))]):
+            self.emit("supplemented", id=dossier.id, code=dossier.code)
 
-    def withdraw(self, dossier_id: int) -> bool:
-        """Ask to withdraw the dossier (→ 7); 409 if it was decided meanwhile: then it runs to its result."""
-        status, body = self.call("POST", f"/api/dossiers/{dossier_id}/withdraw",
-                                 name="/api/dossiers/[id]/withdraw", json={"reason": "Công dân không còn nhu cầu"},
-                                 expect=(409,))
-        if status in (200, 201):
-            self.ctx.telemetry.emit("withdrawal_asked", id=dossier_id,
-                                    status=body.get("status") if isinstance(body, dict) else None)
-            return True
-        return False
+    def withdraw(self, dossier: Dossier) -> bool:
+        """Ask to withdraw the dossier (→ 7); refused (409) if it was decided meanwhile: then it runs to its result."""
+        taken, status = self.portal.withdraw(dossier, _WITHDRAW_REASON)
+        if taken:
+            self.emit("withdrawal_asked", id=dossier.id, code=dossier.code, status=status)
+        return taken
 
     # -- made-up but well-formed data ----------------------------------------
     def fill(self, fields: Any) -> dict[str, str]:

@@ -1,20 +1,25 @@
-"""What citizens and officers share: a signed-in session against the portal.
+"""What citizens and officers share: a person with a session on the system they use now.
 
-`PortalUser` carries the session token in an ``Authorization`` header (not a
-cookie, so FastHttpUser and HttpUser behave the same), keeps the time of its
-last request so the harness can count active sessions the way the portal
-does (while it has a session it is in the run context's ``signed_in``),
-scales every think time by the plan's time scale, and hands dossier events
-to the telemetry (which writes the ledger). Importing this module
-fixes two habits of geventhttpclient's connection pool that would put the
-generator's own waits into response times (`locustfiles.connections`).
+`PortalUser` holds the adapter of the system it talks to now
+(`locustfiles.clients`: the national portal, a city portal, a one-stop
+system); journeys call its methods through `PortalUser.portal` and never
+build a URL. When a system says it has moved (``X-Portal-Moved``, a front
+door closed at a cutover) every user of this process that was on it takes
+the adapter of the system it moved to, signs in again there and goes on
+(as people learnt it from the answers, not from us). The user keeps the
+time of its last request so the harness counts active sessions the way
+the systems do (while it has a session it is in the run context's
+``signed_in``), scales every think time by the plan's time scale, and hands
+dossier events to the telemetry (which writes the ledger) with the system
+they happened on. Importing this module fixes two habits of
+geventhttpclient's connection pool that would put the generator's own
+waits into response times (`locustfiles.connections`).
 """
 
 from __future__ import annotations
 
 import locust  # noqa: F401  (first: gevent patches the standard library)
 
-import json
 import random
 import time
 from typing import Any
@@ -24,7 +29,9 @@ from locust import FastHttpUser
 from locust.exception import RescheduleTask
 
 from locustfiles import connections
+from locustfiles.clients import SystemClient, adapter_class
 from locustfiles.context import RunContext
+from rehearsal.run.systems import Place
 
 connections.install()
 
@@ -35,21 +42,24 @@ connections.install()
 #: it tools/bench/accuracy.py saw every batch queue in the portal's accept and
 #: read path (client p50 70 ms on a 50 ms page whose server time was 51 ms).
 SPAWN_SPREAD_S = 1.0
+#: Moves followed in a row before a user stops following (a loop of front doors pointing at each other).
+MAX_HOPS = 5
 
 
 class PortalUser(FastHttpUser):
-    """A person with a portal session. Subclasses say what they do."""
+    """A person with a session on one system. Subclasses say what they do."""
 
     abstract = True
     #: Set by the locustfile's init hook before any user starts.
     ctx: RunContext
     #: Who sends the requests: the ``tag`` a gate can filter on (``error_rate{tag=officer}``).
     tag = ""
+    #: ``citizen`` or ``officer``: which adapter a system gets for this user (`rehearsal.run.systems.Systems.place`).
+    role = ""
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        self.token: str | None = None
-        self.token_portal = ""
+        self._portal: SystemClient | None = None
         self.session_lost = False
         self.last_active = 0.0
         self.rng = random.Random()
@@ -60,6 +70,33 @@ class PortalUser(FastHttpUser):
         """Sent with every request event: the latency recorder files the request under this tag."""
         return {"tag": self.tag}
 
+    # -- the system it talks to -------------------------------------------------
+    def place(self, where: Place) -> SystemClient:
+        """Talk to `where` from now on (a new adapter: no session there yet)."""
+        self._portal = adapter_class(where.adapter)(self, where.system, where.url)
+        return self._portal
+
+    @property
+    def portal(self) -> SystemClient:
+        """The adapter of the system this user talks to now, after any move this process has learnt of."""
+        current = self._portal
+        assert current is not None, "a user is placed on a system at its start"
+        hops = 0
+        while current.url in self.ctx.moves and hops < MAX_HOPS:
+            self.lose_session()  # the session was the old system's
+            current = self.place(self.ctx.systems.moved(self.ctx.moves[current.url], self.role))
+            hops += 1
+        return current
+
+    @property
+    def token(self) -> str | None:
+        """The session on the current system (None: signed out, or lost with a move)."""
+        return self._portal.token if self._portal is not None else None
+
+    @property
+    def system(self) -> str:
+        return self._portal.system if self._portal is not None else ""
+
     # -- time ---------------------------------------------------------------
     def spread_start(self) -> None:
         """Wait a random part of Locust's spawn step before the first request (see `SPAWN_SPREAD_S`)."""
@@ -69,65 +106,26 @@ class PortalUser(FastHttpUser):
         """Sleep a simulated think time, compressed by the time scale."""
         gevent.sleep(self.rng.uniform(low_s, high_s) / self.ctx.time_scale)
 
-    # -- requests -----------------------------------------------------------
-    def call(self, method: str, path: str, name: str, *, ok: tuple[int, ...] = (200, 201),
-             expect: tuple[int, ...] = (), **kwargs: Any) -> tuple[int, Any]:
-        """One request; returns (status, parsed JSON or None).
+    # -- what happened ------------------------------------------------------
+    def emit(self, kind: str, **fields: Any) -> None:
+        """An event for the ledger, with the system this user talks to now (unless `fields` name it)."""
+        fields.setdefault("system", self.system)
+        self.ctx.telemetry.emit(kind, **fields)
 
-        A status in `ok` counts as success; a status in `expect` (e.g. 409
-        when another officer was quicker) is an answer we can act on and also
-        counts as success; anything else is a failure in Locust's stats and a
-        ``request_failed`` event in the ledger.
-        """
-        if self.token and self.token_portal != self.ctx.portal_url:
-            self.lose_session()  # another user of this process learnt the portal moved: this token is for the old one
-        if self.session_lost and self.token is None and not path.startswith("/api/auth/"):
-            self.restore_session()  # `signed_in` counts it; if it failed, the next call tries again
-        headers = kwargs.pop("headers", {})
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        url = path if path.startswith(("http://", "https://")) else self.ctx.portal_url + path
-        context = {"intended": self.intended} if self.intended else {}
-        self.intended = None
-        with self.client.request(method, url, name=name, headers=headers, allow_redirects=path.startswith("/pay/"),
-                                 catch_response=True, context=context, **kwargs) as resp:
-            status = resp.status_code or 0
-            body: Any = None
-            try:
-                if resp.content:
-                    body = json.loads(resp.content)
-            except (ValueError, TypeError):
-                body = None
-            if self.token:
-                self.last_active = time.time()
-            moved = resp.headers.get("X-Portal-Moved") if resp.headers else None
-            if moved:
-                # The legacy portal has closed (503 or a redirect): go to the new one, sign in again there.
-                if self.ctx.moved_to(moved):
-                    self.ctx.telemetry.emit("portal_moved", user=self.who(), portal=self.ctx.portal_url)
-                self.lose_session()
-            elif status == 401 and self.token and not path.startswith("/api/auth/"):
-                # The portal no longer knows this session (expired, or a load balancer moved us to
-                # another portal): sign in again before the next call.
-                self.lose_session()
-            if status in ok or status in expect:
-                resp.success()
-            else:
-                error = (body or {}).get("error") if isinstance(body, dict) else None
-                transport = getattr(resp, "error", None)  # a redirect answer (308) carries no .error
-                message = error or (str(transport) if transport else f"HTTP {status}")
-                resp.failure(message)
-                self.ctx.telemetry.emit("request_failed", name=name, method=method,
-                                        status=status, error=str(message)[:200])
-            return status, body
+    def moved(self, client: SystemClient, url: str) -> None:
+        """`client`'s system answered that it moved to `url`: this process's users follow (if the list allows)."""
+        if self.ctx.moved_to(client.url, url):
+            self.emit("portal_moved", user=self.who(), portal=url, system=client.system)
+        if client is self._portal:
+            self.lose_session()
 
-    def signed_in(self, token: str) -> None:
+    # -- the session --------------------------------------------------------
+    def signed_in(self, client: SystemClient) -> None:
+        """`client`'s system gave this user a session."""
         if self.session_lost:
             # Signed in again after losing the session (a cutover), whichever way: restored before the next
             # call, or an officer's next round or a citizen's next visit signing in as it always does.
-            self.ctx.telemetry.emit("session_restored", user=self.who(), portal=self.ctx.portal_url)
-        self.token = token
-        self.token_portal = self.ctx.portal_url
+            self.emit("session_restored", user=self.who(), portal=client.url, system=client.system)
         self.session_lost = False
         self.last_active = time.time()
         self.ctx.signed_in.add(self)
@@ -136,10 +134,10 @@ class PortalUser(FastHttpUser):
         return f"{type(self).__name__}:{getattr(self, 'identity', '?')}"
 
     def lose_session(self) -> None:
-        """The session is gone with the portal it was on; the next call signs in again first."""
-        if self.token:
-            self.ctx.telemetry.emit("session_lost", user=self.who())
-            self.token = None
+        """The session is gone with the system it was on; the next call signs in again first."""
+        if self._portal is not None and self._portal.token:
+            self.emit("session_lost", user=self.who())
+            self._portal.forget_session()
             self.session_lost = True
             self.ctx.signed_in.discard(self)
 
@@ -148,14 +146,13 @@ class PortalUser(FastHttpUser):
         raise NotImplementedError
 
     def sign_out(self) -> None:
-        if self.token:
-            self.call("POST", "/api/auth/logout", name="/api/auth/logout")
-        self.token = None
+        if self._portal is not None and self._portal.token:
+            self.portal.sign_out()
         self.ctx.signed_in.discard(self)
 
     def on_stop(self) -> None:
         # Sign out when the stage stops this user, as a person closing the tab would not, but as a
-        # rehearsal must: otherwise the portal counts these sessions as active into the next stage.
+        # rehearsal must: otherwise the systems count these sessions as active into the next stage.
         try:
             self.sign_out()
         except Exception:  # noqa: BLE001 (stopping: a failed logout is not worth a traceback)

@@ -1,7 +1,8 @@
 """The run context every user shares inside one Locust process.
 
 Built once by the locustfile's ``init`` hook from the plan named on the
-command line (``--plan``, ``--stage``, ``--time-scale``), then handed to the
+command line (``--plan``, ``--stage``, ``--time-scale``) and the run's
+systems (``--systems``: `rehearsal.run.systems.Systems`), then handed to the
 user classes as a class attribute: no module-level settings, no environment
 variables read deep inside. Whatever the process's users share lives here,
 the users signed in now included (the telemetry counts the active ones from
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rehearsal.shared.catalogue import Catalogue
     from rehearsal.plan import Plan, Stage
+    from rehearsal.run.systems import Systems
 
     from locustfiles.telemetry import Telemetry
 
@@ -33,16 +35,23 @@ class RunContext:
     time_scale: float
     #: This process's events and samples (`locustfiles.telemetry.Telemetry`), set by the locustfile.
     telemetry: "Telemetry" = field(init=False, repr=False)
+    #: The run's systems (who is where, which adapter speaks to each), set by the locustfile.
+    systems: "Systems" = field(init=False, repr=False)
     #: Read at test_start, from the variable the master names (``--officer-password-env``).
     officer_password: str = "rehearsal"
+    #: The citizens' password on a city portal, from the variable the master names (``--city-password-env``).
+    city_password: str = "rehearsal"
+    #: Officer usernames by unit, and citizen ID numbers, from the target's accounts files (empty: made up).
+    officer_accounts: dict[int, list[str]] = field(default_factory=dict)
+    citizen_ids: list[str] = field(default_factory=list)
     #: Rank of this process among the workers the master started the stage with (0 when local), and
     #: their number: both from the master, at test_start (see the locustfile's ``_on_test_start``).
     worker_index: int = 0
     worker_count: int = 1
     #: Wall-clock time the stage started (set at test_start).
     started_at: float = 0.0
-    #: The portal users talk to now; a cutover moves it (see `moved_to`).
-    portal_url: str = ""
+    #: The systems that said they moved (a front door closed at a cutover): their URL -> where they moved.
+    moves: dict[str, str] = field(default_factory=dict)
     #: Checks an address a portal says it moved to (`locustfiles.fence.Fence.follow`, set by the
     #: locustfile): its normalised form, or None when the allowed list refuses it and users stay.
     follow: Any = None
@@ -96,16 +105,17 @@ class RunContext:
         return sum(1 for u in list(self.signed_in) if u.token and now - u.last_active <= window_s)
 
     # -- the cutover and faults -------------------------------------------------
-    def moved_to(self, url: str) -> bool:
-        """The portal said it has moved: from now on every user of this process goes there.
+    def moved_to(self, old_url: str, url: str) -> bool:
+        """The system at `old_url` said it has moved to `url`: from now on its users of this process go there.
 
         True the first time (this process learnt it now); False if it already knew, or if the allowed
         list refuses the address (`follow`): then users stay where they are.
         """
         url = self.follow(url) if self.follow is not None else url.rstrip("/")
-        if url is None or url == self.portal_url:
+        old_url = old_url.rstrip("/")
+        if url is None or url == old_url or self.moves.get(old_url) == url:
             return False
-        self.portal_url = url
+        self.moves[old_url] = url
         return True
 
     def absent(self, unit: int, number: int) -> bool:

@@ -1,6 +1,8 @@
 """The one locustfile a plan runs: citizens and officers of one stage.
 
-Run by `rehearse run` (which passes every option), or by hand::
+Run by `rehearse run` (which passes every option, the run's systems among
+them: ``--systems systems.json``, `locustfiles.setup`), or by hand against
+one portal with both roles::
 
     locust -f locustfiles/locustfile.py --headless --host http://127.0.0.1:8000 \\
         --plan scenarios/demo.yaml --stage demo --time-scale 60 --run-dir /tmp/run
@@ -41,14 +43,17 @@ from locustfiles.fence import Fence, refuse
 from locustfiles.fence import install as install_fence
 from locustfiles.latency import LatencyRecorder
 from locustfiles.officers import OfficerUser
+from locustfiles.setup import SHARED, read_shared, take_shared
 from locustfiles.telemetry import Telemetry
 from locustfiles.slots import SlotBroker
 from locustfiles.timeline import Timeline
 from locustfiles.webui import install as install_web_ui
+from locustfiles.workers_watch import install as install_workers_watch
 from rehearsal.errors import RehearsalError
 from rehearsal.shared.catalogue import load_catalogue
 from rehearsal.shared.heap import HeapFreezer
 from rehearsal.plan import load_plan
+from rehearsal.run.systems import Systems
 
 __all__ = ["CitizenUser", "OfficerUser", "StageShape"]
 
@@ -61,15 +66,25 @@ def _add_arguments(parser: Any) -> None:
     group.add_argument("--time-scale", type=float, default=0.0,
                        help="compress simulated time by this factor (default: the plan's)")
     group.add_argument("--run-dir", default="", help="run directory for the ledger and time series")
+    group.add_argument("--systems", default="", metavar="FILE",
+                       help="the run's systems (systems.json: rehearsal.run.systems); without it, --host is one "
+                            "portal with both roles")
     group.add_argument("--officer-password-env", default="REHEARSAL_OFFICER_PASSWORD",
                        help="environment variable holding the officers' password")
+    group.add_argument("--city-password-env", default="REHEARSAL_CITY_PASSWORD",
+                       help="environment variable holding the citizens' password on a city portal")
+    group.add_argument("--officers-file", default="", metavar="CSV",
+                       help="officer accounts: unit,username lines (default: cb<unit>-<n>)")
+    group.add_argument("--citizens-file", default="", metavar="CSV",
+                       help="citizen test identities: one 12-digit ID number a line (default: made up)")
     group.add_argument("--national-url", default="",
-                       help="for a stage with a cutover: the national portal (--host is the legacy one)")
+                       help="for a stage with a cutover, without --systems: the national portal (--host is the "
+                            "legacy one)")
     group.add_argument("--admin-token-env", default="REHEARSAL_ADMIN_TOKEN",
                        help="environment variable holding the portal's admin token (if it has one)")
     group.add_argument("--confirm-target", default="", metavar="HOST[,HOST]",
-                       help="confirm hosts on allowed_hosts that are not loopback: exactly the hosts of --host "
-                            "and --national-url (locustfiles.fence)")
+                       help="confirm hosts on allowed_hosts that are not loopback: exactly the hosts of --host, "
+                            "--national-url and the systems (locustfiles.fence)")
 
 
 @events.init.add_listener
@@ -79,20 +94,21 @@ def _on_init(environment: Environment, **_: Any) -> None:
         return  # imported as a library, not run
     # Before anything else, in every process: where users will send requests is on the allowed list.
     environment.rehearsal_fence = fence = Fence(environment)  # type: ignore[attr-defined]
-    host = fence.admit(environment.host, what="--host") if environment.host else ""
-    national_url = fence.admit(options.national_url, what="--national-url") if options.national_url else ""
     install_fence(fence)
     try:
         plan = load_plan(options.plan, time_scale=options.time_scale or None)
         stage = plan.stage(options.stage) if options.stage else plan.stages[0]
+        shared = read_shared(options, environment.host, fence)
     except RehearsalError as exc:
         refuse(str(exc))
     run_dir = Path(options.run_dir) if options.run_dir else None
     ctx = RunContext(plan=plan, stage=stage, catalogue=load_catalogue(), time_scale=plan.time_scale)
     ctx.telemetry = telemetry = Telemetry(environment, stage=stage.name, run_dir=run_dir,
-                                          portal_url=host or None, count_sessions=ctx.active_sessions)
-    ctx.portal_url = host
+                                          count_sessions=ctx.active_sessions)
     ctx.follow = fence.follow
+    if shared is not None:  # the writing process (or one given the files): its workers get it with each spawn
+        setattr(options, SHARED, shared)
+        take_shared(ctx, shared, fence)
     ctx.latency = LatencyRecorder(environment, stage_dir=run_dir / "stages" / stage.name if run_dir else None,
                                   time_scale=plan.time_scale)
     ctx.slots = SlotBroker(environment, len(stage.units) * stage.officers.per_unit)
@@ -100,13 +116,15 @@ def _on_init(environment: Environment, **_: Any) -> None:
     OfficerUser.ctx = ctx
     OfficerUser.fixed_count = len(stage.units) * stage.officers.per_unit
     environment.rehearsal = ctx  # type: ignore[attr-defined]
+    install_workers_watch(environment, run_dir / "stages" / stage.name if run_dir else None)  # master only
     if not isinstance(environment.runner, WorkerRunner):
         install_web_ui(environment, ctx)
+        if shared is None:
+            refuse("no systems to talk to: give --host (one portal) or --systems FILE")
         environment.rehearsal_timeline = Timeline(  # type: ignore[attr-defined]
-            stage, time_scale=plan.time_scale, portal_url=ctx.portal_url, national_url=national_url,
+            stage, ctx.systems, time_scale=plan.time_scale,
             stage_dir=run_dir / "stages" / stage.name if run_dir else None,
-            admin_token=os.environ.get(options.admin_token_env) or None)
-        environment.rehearsal_timeline.on_switch = lambda url: setattr(telemetry, "portal_url", url)
+            admin_token=os.environ.get(options.admin_token_env) or None, telemetry=telemetry)
         environment.rehearsal_gate_watch = GateWatch(  # type: ignore[attr-defined]
             environment, stage, time_scale=plan.time_scale,
             stage_dir=run_dir / "stages" / stage.name if run_dir else None,
@@ -146,11 +164,18 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if ctx is not None:
         ctx.started_at = time.time()
         _learn_workers(environment, ctx)
-        # The variable's name is the master's too: a remote worker reads the one the run's target names.
-        ctx.officer_password = os.environ.get(environment.parsed_options.officer_password_env, "rehearsal")
-        if not ctx.portal_url and environment.host:  # a worker started without --host learns it from the master
-            ctx.portal_url = environment.rehearsal_fence.admit(environment.host, what="the master's host")
-            ctx.telemetry.portal_url = ctx.portal_url
+        # The variables' names are the master's too: a remote worker reads the ones the run's target names.
+        options = environment.parsed_options
+        ctx.officer_password = os.environ.get(options.officer_password_env, "rehearsal")
+        ctx.city_password = os.environ.get(options.city_password_env, "rehearsal")
+        if not hasattr(ctx, "systems"):  # a worker learns the systems (and accounts) from the master's spawn
+            shared = getattr(options, SHARED, None)
+            if not shared and environment.host:  # a master that is not ours: its --host is one portal
+                host = environment.rehearsal_fence.admit(environment.host, what="the master's host")
+                shared = {"systems": Systems.single(host).as_dict()}
+            if not shared:
+                refuse("the master sent no systems to talk to")
+            take_shared(ctx, shared, environment.rehearsal_fence)
         ctx.telemetry.start()
         ctx.latency.start(ctx.started_at)
         timeline: Timeline | None = getattr(environment, "rehearsal_timeline", None)

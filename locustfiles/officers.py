@@ -8,7 +8,14 @@ specialists who process, ask for supplements, hand liên thông dossiers to the
 second agency and take them back, and decide (the leader's signature is part
 of *decide*). With a single officer, that officer does everything.
 Specialists split the dossiers by id so two of them never race for the same
-one; the portal still answers 409 if they do (a citizen's withdrawal too).
+one; the system still answers 409 if they do (a citizen's withdrawal too).
+
+An officer works on the one-stop system of its unit now, through its
+adapter (`locustfiles.clients.OneStop`, or the one a target names): HCMC's
+platform, or before its units move onto it a former province's own system;
+when that system closes at the cutover (``X-Portal-Moved``) the officer
+signs in on HCMC's platform and works the migrated dossiers there. Account
+names come from the target's accounts file when it has one.
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from locust.exception import RescheduleTask
 
 from rehearsal.shared.status import DossierStatus
 
+from locustfiles.clients import OneStop, QueueItem
 from locustfiles.common import PortalUser
 
 
-def _queue(*statuses: DossierStatus) -> str:
-    """A queue filter as the portal's ``?status=`` takes it: ``1,9``."""
-    return ",".join(str(int(s)) for s in statuses)
+def _queue(*statuses: DossierStatus) -> tuple[int, ...]:
+    """A queue filter: the statuses an officer looks for."""
+    return tuple(int(s) for s in statuses)
 
 
 #: The desk: submitted (to receive), withdrawal asked (to stop) and done (to return the result).
@@ -44,6 +52,7 @@ class OfficerUser(PortalUser):
     """One officer account of one unit."""
 
     tag = "officer"
+    role = "officer"
 
     def on_start(self) -> None:
         self.spread_start()
@@ -54,7 +63,9 @@ class OfficerUser(PortalUser):
         units = len(stage.units)
         self.unit = stage.units[self.identity % units]
         self.number = (self.identity // units) % per_unit + 1
-        self.username = f"cb{self.unit}-{self.number}"
+        accounts = self.ctx.officer_accounts.get(self.unit)
+        self.username = accounts[(self.number - 1) % len(accounts)] if accounts else f"cb{self.unit}-{self.number}"
+        self.place(self.ctx.systems.start("officer", self.unit, stage))
         if per_unit == 1:
             self.statuses, self.specialist_slot = EVERYTHING, None
         elif self.number == 1:
@@ -63,10 +74,13 @@ class OfficerUser(PortalUser):
             self.statuses, self.specialist_slot = PROCESSING, (self.number - 2, per_unit - 1)
         self.sign_in()
 
+    @property
+    def desk(self) -> OneStop:
+        """The one-stop system this officer works on now (its adapter)."""
+        return self.portal  # type: ignore[return-value]
+
     def sign_in(self) -> None:
-        status, body = self.call("POST", "/api/auth/officer", name="/api/auth/officer",
-                                 json={"username": self.username, "password": self.ctx.officer_password})
-        self.signed_in(self.require(status, body, "token")["token"])
+        self.desk.sign_in(self.username, self.ctx.officer_password)
 
     def restore_session(self) -> bool:
         try:
@@ -82,17 +96,14 @@ class OfficerUser(PortalUser):
             # Away (fault: absence): signed out, nothing done at the desk until they are back.
             if self.token:
                 self.sign_out()
-                self.ctx.telemetry.emit("officer_away", officer=self.username, unit=self.unit)
+                self.emit("officer_away", officer=self.username, unit=self.unit)
             gevent.sleep(load.poll_interval_s / self.ctx.time_scale)
             return
         if self.token is None:
             self.sign_in()
-        status, body = self.call("GET", "/api/officer/queue", name="/api/officer/queue",
-                                 params={"status": self.statuses, "limit": 20, "actionable": 1})
+        status, items = self.desk.queue(self.statuses, limit=20)
         if status == 401:
-            self.token = None
-            return
-        items = body.get("items", []) if isinstance(body, dict) else []
+            return  # the session is gone (lost with it): signed in again at the next round
         worked = False
         # Work down the page fetched, oldest first, before looking at the queue again.
         for item in items:
@@ -105,7 +116,7 @@ class OfficerUser(PortalUser):
             # Nothing to do: come back after the poll interval, as a person would.
             gevent.sleep(self.rng.uniform(0.5, 1.5) * load.poll_interval_s / self.ctx.time_scale)
 
-    def act(self, item: dict[str, Any]) -> bool:
+    def act(self, item: QueueItem) -> bool:
         """Take the next step on one dossier; False if it is not ours to move now."""
         load = self.ctx.stage.officers
         status, agency = item["status"], item.get("agency_state")
@@ -136,12 +147,11 @@ class OfficerUser(PortalUser):
             return self.step(item, "return", "returned")
         return False
 
-    def step(self, item: dict[str, Any], action: str, event: str, **kwargs: Any) -> bool:
-        status, body = self.call("POST", f"/api/officer/dossiers/{item['id']}/{action}",
-                                 name=f"/api/officer/dossiers/[id]/{action}", expect=(409,), **kwargs)
-        if status in (200, 201):
+    def step(self, item: QueueItem, action: str, event: str, **kwargs: Any) -> bool:
+        taken, status = self.desk.step(item, action, kwargs.get("json"))
+        if taken:
             extra = {"decision": kwargs["json"]["decision"]} if action == "decide" else {}
-            self.ctx.telemetry.emit(event, id=item["id"], unit=self.unit,
-                                    officer=self.username, status=(body or {}).get("status"), **extra)
+            self.emit(event, id=item["id"], code=item.get("code"), unit=self.unit, officer=self.username,
+                      status=status, **extra)
             return True
         return False

@@ -7,8 +7,20 @@ seconds it sends its count of active sessions (``rehearsal:tick``). On a
 goes to the master. Only the master (or the local runner) writes: the
 ledger (`rehearsal.results.ledger.LedgerWriter`) and the time series of the stage
 (``timeseries.jsonl``: users, sessions counted by the harness and by the
-portal, dossiers submitted and complete, requests and failures per second,
+systems, dossiers submitted and complete, requests and failures per second,
 and whether the harness itself was starved: `locustfiles.starvation`).
+Each row polls every system of the run (`rehearsal.run.systems.Systems`)
+for its own ``/api/stats`` at once: ``systems`` ``{name: {sessions, up,
+error?}}`` (a front door counts apart from the system behind it: hcmc's is
+``city``), ``sessions_portal`` the sum of the systems' sessions (a system
+closed at a cutover is marked ``closed`` and left out of the sum: the
+sessions it still counts for a minute are of people who moved, and are
+counted again where they went), and from
+the provincial systems with a link ``sync_backlog`` (their outboxes'
+``outbox_pending`` summed), ``sync_oldest_s`` (the oldest unacknowledged
+row), ``feed_behind`` and ``link_alive`` (every link agent up). A system
+that fails or vanishes mid-run is a row with ``up: false`` and its error,
+never a crash.
 Counts are merged exactly: sessions are the sum of each node's latest count,
 dossier counts come from the events themselves, the starvation signals are
 the worst any node reported in the interval.
@@ -44,14 +56,16 @@ class Telemetry:
     """Buffers this process's events and, on the master or local runner, writes them."""
 
     def __init__(self, environment: Environment, *, stage: str, run_dir: Path | None,
-                 portal_url: str | None, count_sessions: Callable[[float], int],
-                 session_window_s: float = 60.0) -> None:
+                 count_sessions: Callable[[float], int], session_window_s: float = 60.0) -> None:
         self.env = environment
         self.stage = stage
         #: This process's sessions active within a window (`RunContext.active_sessions`).
         self.count_sessions = count_sessions
         self.session_window_s = session_window_s
-        self.portal_url = portal_url
+        #: The run's systems (`rehearsal.run.systems.Systems`), polled at each sample; set by the locustfile.
+        self.systems: Any = None
+        #: Addresses of systems closed at a cutover (told by `locustfiles.timeline.Timeline`).
+        self.closed: set[str] = set()
         self.buffer: list[dict[str, Any]] = []
         self.is_sink = not isinstance(environment.runner, WorkerRunner)
         self.node_sessions: dict[str, int] = {}
@@ -59,7 +73,10 @@ class Telemetry:
         self.probe = StarvationProbe()
         self.node_health: list[dict[str, Any]] = []
         self.counts = {"submitted": 0, "complete": 0, "withdrawn": 0, "events": 0}
-        self.filed: set[int] = set()
+        #: This stage's dossiers, by code (the key both systems share; the id where a code is missing).
+        self.filed: set[Any] = set()
+        #: The codes filed on each system (the cutover counts what was filed on the front door it closes).
+        self.filed_on: dict[str, set[Any]] = {}
         #: Distributed: every worker the master has known, to tell the lost ones.
         self.workers_seen: set[str] = set()
         #: unit code -> [submitted, complete] of this stage's dossiers (the live 168-unit view).
@@ -120,15 +137,17 @@ class Telemetry:
     def _on_events(self, environment: Environment, msg: Any, **_: Any) -> None:
         events = msg.data or []
         for e in events:
+            key = e.get("code") or e.get("id")
             if e["kind"] == "submitted":
                 self.counts["submitted"] += 1
-                self.filed.add(e["id"])
+                self.filed.add(key)
+                self.filed_on.setdefault(str(e.get("system") or ""), set()).add(key)
                 self.units.setdefault(int(e.get("unit") or 0), [0, 0])[0] += 1
-            elif e["kind"] in COMPLETE_KINDS and e.get("id") in self.filed:
+            elif e["kind"] in COMPLETE_KINDS and key in self.filed:
                 # Only this stage's dossiers: officers also finish what earlier stages left open.
                 self.counts["complete"] += 1
                 self.units.setdefault(int(e.get("unit") or 0), [0, 0])[1] += 1
-            elif e["kind"] in WITHDRAWN_KINDS and e.get("id") in self.filed:
+            elif e["kind"] in WITHDRAWN_KINDS and key in self.filed:
                 self.counts["withdrawn"] += 1  # stopped at the citizen's request: out of the completion rate
         self.counts["events"] += len(events)
         if self.ledger is not None:
@@ -139,14 +158,51 @@ class Telemetry:
         if msg.data.get("health"):
             self.node_health.append(msg.data["health"])
 
-    def portal_stats(self) -> tuple[dict[str, Any] | None, str | None]:
-        if not self.portal_url:
-            return None, None
+    def system_stats(self, url: str) -> tuple[dict[str, Any] | None, str | None]:
+        """One system's own ``/api/stats`` (None and the error if it does not answer)."""
         try:
-            with urlopen(self.portal_url.rstrip("/") + "/api/stats", timeout=5) as r:  # follows no redirect
+            with urlopen(url.rstrip("/") + "/api/stats", timeout=5) as r:  # follows no redirect
                 return json.loads(r.read()), None
-        except Exception as exc:  # the portal failing is data, not a crash
+        except Exception as exc:  # the system failing is data, not a crash
             return None, f"{type(exc).__name__}: {exc}"[:200]
+
+    def systems_now(self) -> dict[str, Any]:
+        """The time-series fields the systems give: each one's sessions, their sum, the links' backlog."""
+        if self.systems is None:
+            return {"systems": {}, "sessions_portal": None, "portal_dossiers": None, "portal_error": None}
+        urls = self.systems.stats_urls()
+        asked = {url: gevent.spawn(self.system_stats, url) for names in urls.values() for url in names}
+        gevent.joinall(list(asked.values()), timeout=6)
+        answers = {url: g.value if g.successful() else (None, "no answer in 6 s") for url, g in asked.items()}
+        systems: dict[str, dict[str, Any]] = {}
+        for name, names in urls.items():
+            found = [answers[u] for u in names]
+            up = all(stats is not None for stats, _ in found)
+            entry: dict[str, Any] = {"sessions": sum(int(stats.get("sessions_active") or 0)
+                                                     for stats, _ in found if stats), "up": up}
+            errors = [error for _, error in found if error]
+            if errors:
+                entry["error"] = errors[0]
+            if all(u in self.closed for u in names):
+                entry["closed"] = True
+            systems[name] = entry
+        national = answers.get(self.systems.national().url, (None, None))[0]
+        row: dict[str, Any] = {
+            "systems": systems,
+            "sessions_portal": (sum(e["sessions"] for e in systems.values() if not e.get("closed"))
+                                if any(e["up"] for e in systems.values()) else None),
+            "portal_dossiers": national.get("dossiers_total") if national else None,
+            "portal_error": next((f"{n}: {e['error']}" for n, e in systems.items() if e.get("error")), None),
+        }
+        links = [stats["link"] for e in self.systems.linked()
+                 for stats, _ in [answers.get(e.url, (None, None))]
+                 if stats and isinstance(stats.get("link"), dict) and stats["link"].get("configured")]
+        if links:
+            row.update(sync_backlog=sum(int(k.get("outbox_pending") or 0) for k in links),
+                       sync_oldest_s=max(float(k.get("outbox_oldest_s") or 0.0) for k in links),
+                       feed_behind=sum(int(k.get("feed_behind") or 0) for k in links),
+                       link_alive=all(bool(k.get("agent_alive")) for k in links))
+        return row
 
     def _sample_loop(self) -> None:
         while True:
@@ -154,14 +210,14 @@ class Telemetry:
             self.sample()
 
     def sample(self) -> None:
-        stats, error = self.portal_stats()
+        polled = self.systems_now()
         total = self.env.stats.total
         row = {
             "t": round(time.time(), 3),
             "users": self.env.runner.user_count,
             "sessions_harness": sum(self.node_sessions.values()),
-            "sessions_portal": stats.get("sessions_active") if stats else None,
-            "portal_dossiers": stats.get("dossiers_total") if stats else None,
+            "sessions_portal": polled.pop("sessions_portal"),
+            "portal_dossiers": polled.pop("portal_dossiers"),
             "submitted": self.counts["submitted"],
             "complete": self.counts["complete"],
             "withdrawn": self.counts["withdrawn"],
@@ -169,7 +225,7 @@ class Telemetry:
             "failures": total.num_failures,
             "rps": round(total.current_rps, 2),
             "fail_per_s": round(total.current_fail_per_sec, 2),
-            "portal_error": error,
+            **polled,
         }
         # The worst of this process and of every node that reported since the last sample.
         readings, self.node_health = [*self.node_health, self.probe.reading()], []

@@ -46,7 +46,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
 def _accounting(run_dir: Path) -> tuple[dict, set[int], set[int]]:
     stage = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))["stages"][0]
     filed = {e["id"] for e in read_events(run_dir / "ledger" / "dist.jsonl") if e["kind"] == "submitted"}
-    with sqlite3.connect(run_dir / "portal.sqlite") as db:
+    with sqlite3.connect(run_dir / "national.sqlite") as db:  # where citizens file (the ids are its own)
         on_portal = {r[0] for r in db.execute("SELECT id FROM dossiers")}
     return stage, filed, on_portal
 

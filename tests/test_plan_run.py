@@ -71,9 +71,9 @@ def _run(plan: Path, *args: str, timeout: float = 180) -> tuple[subprocess.Compl
     return proc, run_dir, json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
 
 
-def _portal_ids(db: Path) -> set[int]:
+def _portal_codes(db: Path) -> set[str]:
     with sqlite3.connect(db) as conn:
-        return {r[0] for r in conn.execute("SELECT id FROM dossiers")}
+        return {r[0] for r in conn.execute("SELECT code FROM dossiers")}
 
 
 def test_cutover_on_the_reference_portals(tmp_path: Path) -> None:
@@ -99,8 +99,9 @@ def test_cutover_on_the_reference_portals(tmp_path: Path) -> None:
     assert [m["kind"] for m in cut["markers"]] == ["cutover_close", "migration_done"]
     # Dossiers filed before the close are on the legacy portal; after it, on the national one;
     # every open one of the legacy portal also on the national one; none lost.
-    filed = [(e["t"], e["id"]) for e in events if e["kind"] == "submitted"]
-    national, legacy = _portal_ids(run_dir / "portal.sqlite"), _portal_ids(run_dir / "legacy.sqlite")
+    # (Two systems: the city portal writes into HCMC's platform, ``provincial.sqlite``; the code is the key.)
+    filed = [(e["t"], e["code"]) for e in events if e["kind"] == "submitted"]
+    national, legacy = _portal_codes(run_dir / "national.sqlite"), _portal_codes(run_dir / "provincial.sqlite")
     closed = c["closed_at"]
     assert any(t < closed for t, _ in filed) and any(t > closed for t, _ in filed)
     assert all(i in legacy for t, i in filed if t < closed - 1)
@@ -108,8 +109,10 @@ def test_cutover_on_the_reference_portals(tmp_path: Path) -> None:
     assert {i for _, i in filed} <= national | legacy
     # The next stage runs on the national portal only.
     assert after["verdict"] == "GO" and after["cutover"] is None
-    after_ids = {e["id"] for e in read_events(run_dir / "ledger" / "after.jsonl") if e["kind"] == "submitted"}
-    assert after_ids and after_ids <= national and not after_ids & legacy
+    after_filed = [e for e in read_events(run_dir / "ledger" / "after.jsonl") if e["kind"] == "submitted"]
+    after_ids = {e["code"] for e in after_filed}
+    # (HCMC's platform holds them too, pulled by its link: on the national portal only is where they were filed.)
+    assert after_ids and after_ids <= national and {e["system"] for e in after_filed} == {"national"}
 
 
 def test_officers_away_sink_the_stage_and_the_units_are_named(tmp_path: Path) -> None:
@@ -141,7 +144,7 @@ def test_silent_drop_is_reported_as_exactly_the_dropped_dossiers(tmp_path: Path)
     proc, run_dir, summary = _run(plan)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     # The portal's own account of what it deleted, from its log, not from our reconciliation.
-    dropped = {int(n) for n in re.findall(r"silent-drop: dossier (\d+)", (run_dir / "portal.log").read_text())}
+    dropped = {int(n) for n in re.findall(r"silent-drop: dossier (\d+)", (run_dir / "national.log").read_text())}
     stage = summary["stages"][0]
     assert dropped, "10% of the dossiers should have been dropped"
     assert set(stage["lost_ids"]) == dropped and stage["dossiers"]["lost"] == len(dropped)
@@ -176,7 +179,7 @@ def test_latency_errors_outage_and_slow_agency_on_the_timeline(tmp_path: Path) -
               if e["kind"] == "request_failed" and e.get("error") == "outage"]
     assert failed and all(start - 0.5 <= e["t"] <= end + 0.5 for e in failed)
     # Liên thông dossiers waited 3 × 10 min at the second agency (history: transfer to take-back).
-    with sqlite3.connect(run_dir / "portal.sqlite") as db:
+    with sqlite3.connect(run_dir / "provincial.sqlite") as db:  # officers and the second agency work there
         waits = db.execute(
             "SELECT (julianday(b.at) - julianday(a.at)) * 86400 FROM history a JOIN history b "
             "ON a.dossier_id = b.dossier_id AND a.note LIKE 'chuyển %' AND b.note = 'nhận lại từ cơ quan phối hợp'"
@@ -262,7 +265,7 @@ def test_kill_9_mid_stage_leaves_a_report_of_what_was_measured(tmp_path: Path) -
     killed_at = time.time()
     proc.wait(10)
     run_dir = ledger.parent.parent
-    port = int((run_dir / "portal.port").read_text())
+    port = int((run_dir / "national.port").read_text())
     deadline = time.monotonic() + 30  # the portal and Locust follow their parent (PR_SET_PDEATHSIG)
     serving = True
     while serving and time.monotonic() < deadline:
@@ -275,7 +278,7 @@ def test_kill_9_mid_stage_leaves_a_report_of_what_was_measured(tmp_path: Path) -
     events = list(read_events(ledger))
     assert max(e["t"] for e in events) >= killed_at - 5  # flushed at most 5 s before the kill
     filed = {e["id"] for e in events if e["kind"] == "submitted"}
-    with sqlite3.connect(run_dir / "portal.sqlite") as db:
+    with sqlite3.connect(run_dir / "national.sqlite") as db:
         assert filed <= {r[0] for r in db.execute("SELECT id FROM dossiers")}  # every 2xx is on the portal
     report = subprocess.run([sys.executable, "-m", "rehearsal.cli", "report", str(run_dir)], capture_output=True,
                             text=True, timeout=120, cwd=ROOT)

@@ -79,7 +79,7 @@ def test_summary_follows_the_contract(healthy_run) -> None:
     assert CONTRACT_STAGE_KEYS <= set(stage)
     assert stage["units"] == len(UNITS)
     assert set(stage["dossiers"]) >= {"submitted", "complete", "lost", "duplicated"}
-    assert set(stage["sessions"]) == {"peak_harness", "peak_portal"}
+    assert set(stage["sessions"]) == {"peak_harness", "peak_portal", "by_system"}
     for name, r in stage["requests"].items():
         assert set(r) >= {"count", "failures", "p50_ms", "p95_ms", "p99_ms"}, name
     assert all({"name", "expr", "observed", "passed", "status", "expected", "detail", "starved_s"} == set(g)
@@ -102,14 +102,15 @@ def test_healthy_stage_is_go_and_accounts_for_every_dossier(healthy_run) -> None
 
 def test_ledger_equals_the_portals_database(healthy_run) -> None:
     events = list(read_events(healthy_run.run_dir / "ledger" / "tiny.jsonl"))
-    ledger_ids = {e["id"] for e in events if e["kind"] == "submitted"}
-    db = sqlite3.connect(healthy_run.run_dir / "portal.sqlite")
-    portal = dict(db.execute("SELECT id, status FROM dossiers").fetchall())
+    # Two systems: a dossier is one code on both (ids are each system's own); the officers' system decides.
+    ledger_ids = {e["code"] for e in events if e["kind"] == "submitted"}
+    db = sqlite3.connect(healthy_run.run_dir / "provincial.sqlite")
+    portal = dict(db.execute("SELECT code, status FROM dossiers").fetchall())
     assert ledger_ids == set(portal)
     complete = sum(1 for i in ledger_ids if portal[i] in (3, 10))
     assert complete == healthy_run.summary["stages"][0]["dossiers"]["complete"]
     # Each returned event in the ledger is a returned dossier in the database.
-    returned = {e["id"] for e in events if e["kind"] == "returned"}
+    returned = {e["code"] for e in events if e["kind"] == "returned"}
     assert returned and all(portal[i] == 10 for i in returned)
     kinds = {e["kind"] for e in events}
     assert {"submitted", "received", "processing", "decided", "returned"} <= kinds
@@ -146,7 +147,7 @@ def test_bad_scenario_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_a_spawn_batch_arrives_spread_over_a_second(healthy_run) -> None:
     """Locust starts the 30 citizens of one spawn step together; their first sign-ins reach the portal
     spread over about a second (locustfiles.common.SPAWN_SPREAD_S), not in one burst."""
-    db = sqlite3.connect(healthy_run.run_dir / "portal.sqlite")
+    db = sqlite3.connect(healthy_run.run_dir / "national.sqlite")  # citizens sign in on the national portal
     first_visits = [row[0] for row in db.execute("SELECT created_at FROM citizens ORDER BY id LIMIT 30")]
     from datetime import datetime
     times = sorted(datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() for t in first_visits)
@@ -157,6 +158,6 @@ def test_a_spawn_batch_arrives_spread_over_a_second(healthy_run) -> None:
 def test_the_portal_and_locust_freeze_their_heaps_as_users_arrive(healthy_run) -> None:
     """42 users (12 officers, 30 citizens) grow both processes past the freezer's step (rehearsal.shared.heap)."""
     locust_log = (healthy_run.run_dir / "stages" / "tiny" / "locust.log").read_text(encoding="utf-8")
-    portal_log = (healthy_run.run_dir / "portal.log").read_text(encoding="utf-8")
+    portal_log = (healthy_run.run_dir / "national.log").read_text(encoding="utf-8")
     assert "heap: froze" in locust_log and " users " in locust_log
     assert "heap: froze" in portal_log and " connections " in portal_log

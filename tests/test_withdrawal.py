@@ -62,10 +62,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
                            str(tmp / "reports")], capture_output=True, text=True, timeout=180, cwd=ROOT)
     run_dir = sorted((tmp / "reports").iterdir())[-1]
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    with sqlite3.connect(run_dir / "portal.sqlite") as db:
-        portal = dict(db.execute("SELECT id, status FROM dossiers").fetchall())
-        units = dict(db.execute("SELECT id, unit_code FROM dossiers").fetchall())
-        history = {(d, s) for d, s in db.execute("SELECT dossier_id, status FROM history")}
+    # Two systems: the officers' record is HCMC's platform (provincial.sqlite); a dossier is its code on both.
+    with sqlite3.connect(run_dir / "provincial.sqlite") as db:
+        portal = dict(db.execute("SELECT code, status FROM dossiers").fetchall())
+        units = dict(db.execute("SELECT code, unit_code FROM dossiers").fetchall())
+        history = {(d, s) for d, s in db.execute("SELECT d.code, h.status FROM history h "
+                                                  "JOIN dossiers d ON d.id = h.dossier_id")}
     return {"proc": proc, "run_dir": run_dir, "stage": summary["stages"][0], "portal": portal, "units": units,
             "history": history, "events": list(read_events(run_dir / "ledger" / "withdraw.jsonl"))}
 
@@ -86,12 +88,15 @@ def test_statuses_7_and_8_on_the_portal_and_in_the_summary(run: dict) -> None:
 
 def test_the_ledger_names_the_withdrawals_and_the_stops(run: dict) -> None:
     events, portal = run["events"], run["portal"]
-    asked = {e["id"] for e in events if e["kind"] == "withdrawal_asked"}
-    stopped = {e["id"] for e in events if e["kind"] == "stopped"}
+    asked = {e["code"] for e in events if e["kind"] == "withdrawal_asked"}
+    stopped = {e["code"] for e in events if e["kind"] == "stopped"}
     assert stopped == {i for i, s in portal.items() if s == 8}
-    assert {i for i, s in portal.items() if s in (7, 8)} == asked
+    assert {i for i, s in portal.items() if s in (7, 8)} <= asked
+    # Two systems: a withdrawal the national portal took while the officers were deciding the dossier on HCMC's
+    # platform reaches it too late (the link applies it to no decided dossier): that dossier runs to its result.
+    assert all(portal[i] in (3, 9, 10) for i in asked if portal[i] not in (7, 8))
     # The citizen's visit ends when the dossier ends: some saw their dossier stopped.
-    assert {e["id"] for e in events if e["kind"] == "seen_stopped"} <= stopped
+    assert {e["code"] for e in events if e["kind"] == "seen_stopped"} <= stopped
     assert any(e["kind"] == "seen_stopped" for e in events)
 
 

@@ -2,9 +2,9 @@
 
 Every process of a stage runs the one locustfile with the plan, the stage
 and the time scale. The process that writes (a single local process, or the
-master) is also told the portal, the run directory, the cutover's national
-portal, the names of the variables holding secrets, and where Locust's CSVs
-and log go. A worker is told only where its master is: whatever else it
+master) is also told the run's systems (``--systems``: ``systems.json``),
+the run directory, the target's accounts files, the names of the
+variables holding secrets, and where Locust's CSVs and log go. A worker is told only where its master is: whatever else it
 needs, the master sends it in every spawn message (Locust passes the
 master's parsed options on to its workers before their test_start), so a
 worker that the runner starts here and one that ``rehearse worker`` starts on
@@ -16,13 +16,38 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 
 from .. import LOCUSTFILES_DIR
+from ..errors import RunError
 from ..plan import Plan
 from .targets import Target
 
 LOCUSTFILE = LOCUSTFILES_DIR / "locustfile.py"
+#: Locust's own variable for its ``--otel`` switch (Locust ≥ 2.42), read by every Locust process it reaches.
+OTEL_ENV = "LOCUST_ENABLE_OPENTELEMETRY"
+
+
+def otel_env() -> dict[str, str]:
+    """The environment that turns on Locust's own OpenTelemetry (``--otel``) in every process of a stage.
+
+    Through the environment rather than a flag, so the single process, the
+    master and the local workers all get it alike. `RunError` before any load
+    if this Locust has no ``--otel`` or its OpenTelemetry SDK is missing
+    (Locust itself would only log that and run without it).
+    """
+    version = tuple(int(p) for p in metadata.version("locust").split(".")[:2] if p.isdigit())
+    if version < (2, 42):
+        raise RunError(f"--otel needs Locust 2.42 or newer (installed: {metadata.version('locust')})")
+    try:
+        sdk = find_spec("opentelemetry.sdk") is not None
+    except ModuleNotFoundError:
+        sdk = False
+    if not sdk:
+        raise RunError("--otel needs Locust's OpenTelemetry packages: pip install 'locust[otel]'")
+    return {OTEL_ENV: "true"}
 
 
 @dataclass(frozen=True)
@@ -33,13 +58,13 @@ class LocustCommand:
     stage: str
     """The stage's name."""
     host: str = ""
-    """The portal the users start on (for a stage with a cutover, the legacy one)."""
+    """Locust's ``--host``: the national portal (the users' addresses come from the systems file)."""
     run_dir: Path | None = None
     """Where the writing process puts the ledger, the time series and the stage's files."""
-    national_url: str | None = None
-    """For a stage with a cutover: the portal it moves to."""
+    systems: Path | None = None
+    """The run's ``systems.json`` (`rehearsal.run.systems`)."""
     target: Target | None = None
-    """The target's names of the variables holding the officers' password and the admin token."""
+    """The target's accounts files and names of the variables holding the passwords and the admin token."""
 
     def _everyone(self) -> list[str]:
         """The locustfile and the options every process of the stage is given."""
@@ -55,8 +80,8 @@ class LocustCommand:
         cmd = [*self._everyone(), *mode, "--host", self.host]
         if self.run_dir is not None:
             cmd += ["--run-dir", str(self.run_dir)]
-        if self.national_url:
-            cmd += ["--national-url", self.national_url]
+        if self.systems is not None:
+            cmd += ["--systems", str(self.systems)]
         if self.target is not None and self.target.confirmed:  # the locustfile checks the hosts again
             cmd += ["--confirm-target", ",".join(self.target.confirmed)]
         # Secrets travel by the *names* of environment variables, never as values on a command line.
@@ -64,6 +89,10 @@ class LocustCommand:
             cmd += ["--officer-password-env", self.target.officer_password_env]
         if self.target is not None and self.target.admin_token_env:
             cmd += ["--admin-token-env", self.target.admin_token_env]
+        if self.target is not None and self.target.city_password_env:
+            cmd += ["--city-password-env", self.target.city_password_env]
+        for kind, path in self.target.accounts if self.target is not None else ():
+            cmd += [f"--{kind}-file", str(path)]
         return cmd + ["--csv", str(stage_dir / "locust"), "--csv-full-history", "--only-summary",
                       "--logfile", str(stage_dir / "locust.log")]
 

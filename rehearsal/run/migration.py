@@ -16,6 +16,17 @@ from ..shared.net import urlopen
 from ..shared.status import ENDED
 
 
+def open_dossiers(base: str, *, token: str | None = None, page: int = 1000) -> list[dict[str, Any]]:
+    """Every dossier still open on a system (its admin export, ``open=1``)."""
+    after, rows = 0, []
+    while True:
+        body = admin_call(base, "GET", f"/api/admin/dossiers?open=1&after_id={after}&limit={page}", token=token)
+        rows += body.get("items", [])
+        after = body.get("next_after_id")
+        if not body.get("items") or not after:
+            return rows
+
+
 def admin_call(base: str, method: str, path: str, body: Any = None, *, token: str | None = None,
                timeout: float = 60.0) -> Any:
     """One admin request to a portal; the parsed JSON answer. Raises OSError on failure."""
@@ -29,13 +40,17 @@ def admin_call(base: str, method: str, path: str, body: Any = None, *, token: st
 
 
 def migrate(legacy: str, national: str, *, token: str | None = None, page: int = 500) -> dict[str, Any]:
-    """Copy the dossiers of `legacy` to `national`; the counts, and the ids of those that were open.
+    """Copy the dossiers of `legacy` to `national`; the counts, and the ids and codes of those that were open.
+
+    `national` is wherever they move to: the national portal of old, or HCMC's
+    one-stop system for a former province's (which keeps their codes and
+    ids, and pushes each to the national portal through its link).
 
     The open ones are what a migration must carry (their processing goes on
     on the national portal). The finished ones are copied too, as the record
     a citizen can still look up; they are counted apart (``finished_copied``).
     """
-    after, ids, imported, already, finished = 0, [], 0, 0, 0
+    after, ids, codes, imported, already, finished = 0, [], [], 0, 0, 0
     while True:
         body = admin_call(legacy, "GET", f"/api/admin/dossiers?full=1&after_id={after}&limit={page}", token=token)
         items = body.get("items", [])
@@ -45,8 +60,9 @@ def migrate(legacy: str, national: str, *, token: str | None = None, page: int =
             already += answer["already"]
             opened = [i["id"] for i in items if i["status"] not in ENDED]
             ids += opened
+            codes += [i.get("code") for i in items if i["status"] not in ENDED]
             finished += len(items) - len(opened)
         after = body.get("next_after_id")
         if not items or not after:
             return {"open_at_close": len(ids), "imported": imported, "already_there": already,
-                    "finished_copied": finished, "ids": ids}
+                    "finished_copied": finished, "ids": ids, "codes": codes}

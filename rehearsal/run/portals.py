@@ -42,7 +42,7 @@ class PortalProcess:
     Its files go in `workdir`, named after `name`: ``<name>.log`` (stdout and
     stderr), ``<name>.port`` and, unless `db` is given, ``<name>.sqlite``.
     `args` are more options of ``rehearse portal`` (``--time-scale 120``,
-    ``--face legacy``; a later ``--port N`` wins over port 0). `script`
+    ``--system national``; a later ``--port N`` wins over port 0). `script`
     serves the portal instead of ``-m rehearsal.portal`` (a benchmark's
     timed portal); it must take the same ``--host/--port/--port-file/--db``.
     """

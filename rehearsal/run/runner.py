@@ -1,10 +1,15 @@
-"""Running a plan: portals up, one Locust stage after another, each reconciled and summarised.
+"""Running a plan: systems up, one Locust stage after another, each reconciled and summarised.
 
-It starts the reference portal when the target is ``reference`` (two for a
-plan with a cutover: `rehearsal.run.portals`), runs each stage in Locust
-(`rehearsal.run.stage`), reconciles the stage's ledger with the portal, and
+It starts the reference systems when the target is ``reference`` (the
+national portal, HCMC's one-stop system with the city's front door and its
+link, and a former province's system when a cutover moves units off it:
+`rehearsal.run.reference`), or reaches a real target's systems; writes
+``systems.json`` (`rehearsal.run.systems`) for the Locust processes, the
+reconciliation and the report; runs each stage in Locust
+(`rehearsal.run.stage`), reconciles the stage's ledger with the systems, and
 writes ``summary.json`` after every stage, so whatever was measured stays on
-disk whatever happens next. It returns what it measured (`RunResult`); the
+disk whatever happens next. At the end it writes each reference system's
+CPU seconds (``cpu.json``). It returns what it measured (`RunResult`); the
 caller writes the report, JUnit and the exit code.
 """
 
@@ -25,11 +30,14 @@ from ..errors import PortalError, RehearsalError, RunError
 from ..plan import Plan, Stage
 from ..results.cutover import cutover_summary
 from ..results.ledger import read_events
-from ..results.reconcile import Reconciliation, fetch_portal_dossiers, reconcile
+from ..results.reconcile import Reconciliation, fetch_portal_dossiers
 from ..results.summary import judge_stage, run_gate_data, run_verdict, stage_summary, write_summary
-from .portals import PortalProcess
+from .migration import admin_call
+from .reconciling import reconcile_stage
+from .reference import ReferenceSystems, former_provinces, write_cpu
 from .stage import Progress, print_progress, run_stage
-from .targets import Target, reach_portals
+from .systems import Systems, cutover_from
+from .targets import Target, reach_systems
 
 
 def _utc(ts: float) -> str:
@@ -48,12 +56,16 @@ def new_run_dir(plan: Plan, reports_dir: Path = REPORTS_DIR) -> Path:
     return run_dir
 
 
-def reference_portal(run_dir: Path, *, time_scale: float, officers_per_unit: int,
-                     face: str = "national") -> PortalProcess:
-    """The embedded reference portal of a run: ``portal.*`` files for the national face, ``legacy.*`` for
-    the city portal's."""
-    return PortalProcess(run_dir, "--time-scale", str(time_scale), "--officers-per-unit", str(officers_per_unit),
-                         "--face", face, name="portal" if face == "national" else face)
+def reopen(systems: Systems, stage: Stage, admin_token: str | None) -> None:
+    """Open again what an earlier stage's cutover closed, when this stage cuts over from it too (embedded only)."""
+    source = cutover_from(stage.cutover)
+    for role in ("citizen", "officer"):
+        place = systems.place(source, role)
+        if place is not None and place.url not in (systems.home("citizen").url, systems.home("officer").url):
+            try:
+                admin_call(place.url, "POST", "/api/admin/reopen", {}, token=admin_token)
+            except (OSError, ValueError):
+                pass  # it was not closed, or it answers nothing: the stage's own figures will say so
 
 
 @dataclass
@@ -73,21 +85,6 @@ class RunResult:
         return str(self.summary["verdict"])
 
 
-def reconcile_stage(run_dir: Path, stage: Stage, url: str, admin_token: str | None = None,
-                    legacy_url: str | None = None) -> Reconciliation:
-    """The stage's ledger against the portal; after a cutover, against both portals.
-
-    A dossier the national portal holds is judged by its national record (a
-    migrated one has moved on there); one only the legacy portal holds (it
-    was complete at the switch, so it was not migrated) by its legacy record.
-    """
-    rows = fetch_portal_dossiers(url, admin_token=admin_token)
-    if legacy_url:
-        national_ids = {r["id"] for r in rows}
-        rows += [r for r in fetch_portal_dossiers(legacy_url, admin_token=admin_token) if r["id"] not in national_ids]
-    return reconcile(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"), rows)
-
-
 def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, start_from: str | None = None,
              reports_dir: Path = REPORTS_DIR, progress: Progress | None = print_progress,
              target_env: dict[str, str] | None = None, national_url: str | None = None,
@@ -95,11 +92,11 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
              master_bind: tuple[str, int] | None = None, baseline: dict[str, Any] | None = None) -> RunResult:
     """Run the plan's stages in order (or only those named, or from one on) and write the run directory.
 
-    On the embedded target, a plan with a cutover gets two reference portals:
-    ``legacy`` (the city portal, ``legacy.sqlite``) for the stages up to and
-    including the cutover, and ``national`` (``portal.sqlite``) for the rest.
-    On another target, `national_url` names the portal the cutover moves to
-    (the target's own URL being the legacy one).
+    On the embedded target the reference systems are started (and a former
+    province's for a stage that cuts over from it); a real target's systems
+    are checked and waited for. On a target with one url, `national_url`
+    names the portal a cutover moves to (the target's own URL being the
+    legacy one).
 
     `baseline` (`rehearsal.results.baseline.load_baseline`) gives ``baseline`` gates
     their figures. A stage that a gate aborts ends the run: the stages after
@@ -120,7 +117,7 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
         "verdict": "INCOMPLETE", "stages": [], "harness_version": __version__, "workers": workers,
     }
     write_summary(run_dir, summary)
-    portals: list[PortalProcess] = []
+    reference: ReferenceSystems | None = None
     result = RunResult(run_dir=run_dir, summary=summary)
     complete = False
     if start_from:
@@ -130,40 +127,39 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
         summary["baseline"] = base_name
     admin_token = os.environ.get(target.admin_token_env) if target.admin_token_env else None
     try:
-        legacy_url: str | None = None
         if target.embedded:
-            per_unit = max(s.officers.per_unit for s in plan.stages)
-            portals.append(reference_portal(run_dir, time_scale=plan.time_scale, officers_per_unit=per_unit))
-            url = portals[0].start()
-            if any(s.cutover for s in stages):
-                portals.append(reference_portal(run_dir, time_scale=plan.time_scale, officers_per_unit=per_unit,
-                                                face="legacy"))
-                legacy_url = portals[1].start()
+            reference = ReferenceSystems(run_dir, time_scale=plan.time_scale,
+                                         officers_per_unit=max(s.officers.per_unit for s in plan.stages),
+                                         former=former_provinces(stages))
+            systems = reference.start()
         else:
-            url, legacy_url = reach_portals(target, national_url)  # allowed, normalised, answering; else TargetError
-        # Before the cutover the city portal takes the load; after it, the national one.
-        on_legacy = legacy_url is not None and any(s.cutover for s in stages)
+            systems = reach_systems(target, national_url)  # allowed, normalised, answering; else TargetError
+        systems_file = run_dir / "systems.json"
+        systems.write(systems_file)
         for stage in stages:
             finished = False
-            stage_url = legacy_url if on_legacy and legacy_url else url
             try:
-                if stage.cutover and not legacy_url:
-                    raise RunError(f"stage {stage.name!r} has a cutover: give the national portal's address "
-                                   f"with --national-url (the target is the legacy one)")
-                finished = run_stage(plan, stage, run_dir, str(stage_url), progress=progress, env=target_env,
-                                     national_url=url if stage.cutover else None, web_ui_port=web_ui_port,
-                                     target=target, workers=workers, remote_workers=remote_workers,
-                                     master_bind=master_bind)
+                if stage.cutover and systems.place(cutover_from(stage.cutover), "citizen") in (
+                        None, systems.home("citizen")):
+                    raise RunError(f"stage {stage.name!r} has a cutover from {cutover_from(stage.cutover)!r}: "
+                                   f"the target has no such front door (a target with one url: give the national "
+                                   f"portal's address with --national-url)")
+                if stage.cutover and target.embedded:
+                    reopen(systems, stage, admin_token)
+                finished = run_stage(plan, stage, run_dir, systems.national().url, progress=progress, env=target_env,
+                                     systems=systems_file, web_ui_port=web_ui_port, target=target, workers=workers,
+                                     remote_workers=remote_workers, master_bind=master_bind)
             finally:
                 rec, cut = None, None
                 stage_dir = run_dir / "stages" / stage.name
                 events = list(read_events(run_dir / "ledger" / f"{stage.name}.jsonl"))
                 try:
-                    rec = reconcile_stage(run_dir, stage, url if stage.cutover or not on_legacy else str(stage_url),
-                                          admin_token=admin_token, legacy_url=legacy_url if stage.cutover else None)
+                    rec = reconcile_stage(run_dir, stage, systems, admin_token=admin_token,
+                                          env={**os.environ, **(target_env or {})})
                     result.stages[stage.name] = rec
                     if stage.cutover:
-                        cut = cutover_summary(stage_dir, events, fetch_portal_dossiers(url, admin_token=admin_token))
+                        moved_to = fetch_portal_dossiers(systems.provincial().url, admin_token=admin_token)
+                        cut = cutover_summary(stage_dir, events, moved_to)
                 except PortalError as exc:
                     summary.setdefault("errors", []).append(f"{stage.name}: {exc}")
                 base = baseline["stages"].get(stage.name, {}) if baseline else None
@@ -172,8 +168,6 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
                                                        time_scale=plan.time_scale, baseline=base,
                                                        baseline_name=base_name))
                 write_summary(run_dir, summary)
-            if stage.cutover:
-                on_legacy = False
             if summary["stages"][-1].get("aborted"):
                 summary["aborted_by"] = {"stage": stage.name, **summary["stages"][-1]["aborted"]}
                 summary["not_run"] = [s.name for s in stages[stages.index(stage) + 1:]]
@@ -186,8 +180,9 @@ def run_plan(plan: Plan, target: Target, *, only: Sequence[str] | None = None, s
         result.interrupted = True
         summary["interrupted"] = True
     finally:
-        for portal in portals:
-            portal.stop()
+        if reference is not None:
+            write_cpu(run_dir / "cpu.json", reference)
+            reference.stop()
         summary["finished_at"] = _utc(time.time())
         if plan.gates and summary["stages"]:
             results = judge_stage(plan.gates, run_gate_data(run_dir, summary["stages"], plan.time_scale),

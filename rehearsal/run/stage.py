@@ -50,7 +50,7 @@ def progress_line(stage: Stage, plan: Plan, row: dict[str, Any] | None, elapsed:
     sub, done = row.get("submitted", 0), row.get("complete", 0)
     share = completion_rate(done, sub, row.get("withdrawn", 0))  # withdrawn dossiers leave the count
     rate = f"{share:6.1%}" if share is not None else "     –"
-    portal = row.get("sessions_portal")
+    portal = row.get("sessions_portal")  # the sum of the systems' own counts
     starved = why_starved(row)
     return (f"[{stage.name}] {elapsed:5.0f}/{total:.0f} s  users {row.get('users', 0):5d}  "
             f"sessions {row.get('sessions_harness', 0):5d} harness / "
@@ -114,12 +114,13 @@ class HarnessLateness:
 
 
 def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Progress | None = print_progress,
-              env: dict[str, str] | None = None, national_url: str | None = None,
+              env: dict[str, str] | None = None, systems: Path | None = None,
               web_ui_port: int | None = None, target: Target | None = None, workers: int = 0,
               remote_workers: int = 0, master_bind: tuple[str, int] | None = None) -> bool:
     """One stage in a Locust process; True if it ran to its planned end.
 
-    For a stage with a cutover, `url` is the legacy portal and `national_url` the one it moves to.
+    `url` is Locust's host (the national portal); `systems` the run's
+    ``systems.json``, where every process learns who is where.
     With `workers`, Locust runs distributed on this machine: one master (it
     writes the ledger, the time series and the CSVs, plays the timeline and
     stops the stage) and that many worker processes that run the users and
@@ -131,7 +132,7 @@ def run_stage(plan: Plan, stage: Stage, run_dir: Path, url: str, *, progress: Pr
     """
     stage_dir = run_dir / "stages" / stage.name
     stage_dir.mkdir(parents=True, exist_ok=True)
-    command = LocustCommand(plan, stage.name, host=url, run_dir=run_dir, national_url=national_url, target=target)
+    command = LocustCommand(plan, stage.name, host=url, run_dir=run_dir, systems=systems, target=target)
     budget = stage.total_s / plan.time_scale + (WORKERS_MAX_WAIT_S if remote_workers else 0.0)
     child_env = {**os.environ, **(env or {})}
     worker_cmds: list[list[str]] = []

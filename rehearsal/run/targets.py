@@ -1,8 +1,16 @@
 """Targets: where a plan may send load, and the allowed-hosts check.
 
 `config/targets.yaml` names the targets. ``reference`` is the embedded
-reference portal the harness starts itself on loopback. Any other target has
-a ``url`` whose host must be in ``allowed_hosts`` (loopback only by default);
+reference systems the harness starts itself on loopback
+(`rehearsal.run.reference`). Any other target names its systems —
+``systems: {national: {url, adapter}, provincial: {url, adapter, name},
+city: {url, adapter}}`` (the adapters of `locustfiles.clients`: national,
+onestop, city, or ``module:Class``) — or, the older way, one ``url``: a
+portal with both roles (the single reference portal, ``rehearse portal``).
+Its ``accounts`` name the files of officer usernames per unit and citizen
+test identities (CSV), its ``*_password_env`` the environment variables
+holding the passwords (never the passwords). Every URL's host must be in
+``allowed_hosts`` (loopback only by default);
 a host that is not loopback must also be confirmed by name
 (``--confirm-target HOST``, exactly the URL's host: a typo in the URL cannot
 then be confirmed by habit). URLs are read by the one strict parser
@@ -25,9 +33,10 @@ import yaml
 from .. import CONFIG_DIR
 from ..errors import TargetError
 from ..shared.net import UrlError, host_key, is_loopback, parse_base_url, urlopen
+from .systems import SystemEntry, Systems
 
 __all__ = ["AllowedHosts", "Target", "check_url", "is_loopback", "load_allowed_hosts", "load_targets",
-           "reach_portals", "resolve_target"]
+           "reach_systems", "resolve_target"]
 
 DEFAULT_PATH = CONFIG_DIR / "targets.yaml"
 #: How long a run waits for a target (not the embedded portal) to answer before it gives up.
@@ -50,6 +59,17 @@ class Target:
     """For a cutover on real portals (``--national-url``): the portal it moves to, checked like `url`."""
     confirmed: tuple[str, ...] = ()
     """The hosts the user confirmed (``--confirm-target``), passed on to the Locust processes."""
+    systems: tuple[tuple[str, str, str | None], ...] = ()
+    """(role, url, adapter) of each system it names (role: national, provincial, city); empty: ``url`` alone."""
+    provincial_name: str = "hcmc"
+    """The name of its provincial system (the ledger's and the time series' name for it)."""
+    accounts: tuple[tuple[str, str], ...] = ()
+    """(kind, CSV path) of its accounts files: ``officers`` (unit,username lines), ``citizens`` (ID numbers)."""
+    city_password_env: str | None = None
+    """Environment variable holding the citizens' password on the city portal."""
+
+    def system_url(self, role: str) -> str | None:
+        return next((url for r, url, _ in self.systems if r == role), None)
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,32 @@ def _read(path: Path) -> dict:  # type: ignore[type-arg]
     return doc
 
 
+#: The systems a target may name.
+SYSTEM_ROLES = ("national", "provincial", "city")
+
+
+def _systems(name: str, raw: object, path: Path) -> tuple[tuple[tuple[str, str, str | None], ...], str]:
+    """A target's ``systems`` mapping, checked for shape: ((role, url, adapter), …), provincial name."""
+    if raw is None:
+        return (), "hcmc"
+    if not isinstance(raw, dict):
+        raise TargetError(f"{path}: targets.{name}.systems: expected a mapping of {', '.join(SYSTEM_ROLES)}")
+    out = []
+    for role, spec in raw.items():
+        where = f"{path}: targets.{name}.systems.{role}"
+        if role not in SYSTEM_ROLES:
+            raise TargetError(f"{where}: unknown system (expected one of {', '.join(SYSTEM_ROLES)})")
+        if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
+            raise TargetError(f"{where}: expected {{url: …, adapter: …}}")
+        adapter = spec.get("adapter")
+        out.append((str(role), spec["url"], str(adapter) if adapter else None))
+    roles = {r for r, _, _ in out}
+    if not {"national", "provincial"} <= roles:
+        raise TargetError(f"{path}: targets.{name}.systems: needs national and provincial (city is optional)")
+    provincial = raw["provincial"].get("name") or "hcmc"
+    return tuple(out), str(provincial)
+
+
 def load_targets(path: Path = DEFAULT_PATH) -> tuple[dict[str, Target], tuple[str, ...]]:
     """The targets of `path` and its allowed hosts."""
     doc = _read(path)
@@ -97,9 +143,16 @@ def load_targets(path: Path = DEFAULT_PATH) -> tuple[dict[str, Target], tuple[st
     targets = {}
     for name, raw in (doc.get("targets") or {}).items():
         raw = raw if isinstance(raw, dict) else {}
+        systems, provincial = _systems(str(name), raw.get("systems"), Path(path))
+        accounts = raw.get("accounts") or {}
+        if not isinstance(accounts, dict) or not set(accounts) <= {"officers", "citizens"}:
+            raise TargetError(f"{path}: targets.{name}.accounts: expected {{officers: CSV, citizens: CSV}}")
         targets[str(name)] = Target(name=str(name), embedded=bool(raw.get("embedded", False)), url=raw.get("url"),
                                     officer_password_env=raw.get("officer_password_env"),
-                                    admin_token_env=raw.get("admin_token_env"))
+                                    admin_token_env=raw.get("admin_token_env"), systems=systems,
+                                    provincial_name=provincial,
+                                    accounts=tuple((str(k), str(v)) for k, v in accounts.items()),
+                                    city_password_env=raw.get("city_password_env"))
     return targets, allowed
 
 
@@ -128,12 +181,23 @@ def resolve_target(name: str, *, url: str | None = None, national_url: str | Non
     gate = load_allowed_hosts(confirmed, path)
     target = targets[name]
     if url is not None:  # given, even empty: then it is checked (and refused), never silently ignored
-        target = replace(target, embedded=False, url=url)
+        target = replace(target, embedded=False, url=url, systems=())
     if national_url is not None and target.embedded:
         raise TargetError("--national-url is for a real target: on the embedded one the harness starts "
                           "both portals itself")
     hosts: set[str] = set()
-    if not target.embedded:
+    for kind, file in target.accounts:
+        if not Path(file).is_file():
+            raise TargetError(f"target {name!r}: accounts.{kind} {file}: no such file")
+    if target.systems and not target.embedded:
+        if national_url is not None:
+            raise TargetError(f"--national-url is for a target with one url: {name!r} names its systems")
+        checked = tuple((role, gate.check(url, what=f"systems.{role}.url"), adapter)
+                        for role, url, adapter in target.systems)
+        target = replace(target, systems=checked)
+        target = replace(target, url=target.system_url("national"))
+        hosts = {parse_base_url(u).host for _, u, _ in checked}
+    elif not target.embedded:
         if target.url is None:
             raise TargetError(f"target {name!r} has no url in {path}")
         target = replace(target, url=gate.check(str(target.url)))
@@ -165,17 +229,33 @@ def await_answer(url: str, *, wait_s: float = ANSWER_WAIT_S) -> None:
         time.sleep(0.5)
 
 
-def reach_portals(target: Target, national_url: str | None = None) -> tuple[str, str | None]:
-    """The portals a run on a real target talks to, (national or only, legacy), checked and answering.
+def reach_systems(target: Target, national_url: str | None = None) -> Systems:
+    """The systems a run on a real target talks to, checked and answering.
 
     Checked again here (the runner may be called from Python, not only from
     the command line) and waited for: a target that never answers ends the
-    run before any load with one line (`await_answer`).
+    run before any load with one line (`await_answer`). A target with one
+    ``url`` is one portal with both roles; with `national_url` too (a cutover
+    between two such portals) the ``url`` is the legacy one, named ``city``.
     """
     gate = load_allowed_hosts(target.confirmed)
-    legacy = gate.check(str(target.url))
-    national = gate.check(national_url, what="--national-url") if national_url else None
-    for url in (legacy, national):
-        if url:
-            await_answer(url)
-    return (national, legacy) if national else (legacy, None)
+    if target.systems:
+        urls = {role: (gate.check(url, what=f"systems.{role}.url"), adapter) for role, url, adapter in target.systems}
+        city = urls.get("city")
+        systems = Systems([
+            SystemEntry("national", "national", urls["national"][0], adapter=urls["national"][1]),
+            SystemEntry(target.provincial_name, "provincial", urls["provincial"][0], adapter=urls["provincial"][1],
+                        front_door_url=city[0] if city else None, front_door="city" if city else None,
+                        front_door_adapter=city[1] if city else None)])
+    else:
+        legacy = gate.check(str(target.url))
+        if national_url:
+            national = gate.check(national_url, what="--national-url")
+            systems = Systems([SystemEntry("national", "portal", national), SystemEntry("city", "portal", legacy)])
+        else:
+            systems = Systems.single(legacy)
+    for entry in systems.entries.values():
+        for url in (entry.url, entry.front_door_url):
+            if url:
+                await_answer(url)
+    return systems
