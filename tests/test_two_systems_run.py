@@ -249,3 +249,48 @@ def test_where_users_start_and_where_they_move() -> None:
     single = Systems.single("http://127.0.0.1:8000")
     assert single.home("citizen").adapter == "national" and single.home("officer").adapter == "onestop"
     assert single.home("citizen").url == single.home("officer").url and len(single.stats_urls()) == 1
+
+
+def test_a_targets_integration_account_reaches_reconciliation_and_a_typo_is_named(tmp_path: Path) -> None:
+    """The national portal's integration account travels target → systems.json → the TraCuuHoSo sign-in."""
+    import http.server
+    import threading
+
+    from rehearsal.results.national import NationalAccount
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    targets = tmp_path / "targets.yaml"
+    body = f"""\
+allowed_hosts: [127.0.0.1]
+targets:
+  staging:
+    systems:
+      national:
+        url: {url}
+        integration: {{username: dongnai, ma_don_vi: 000.00.00.H19, password_env: STAGING_LINK}}
+      provincial: {{url: {url}, adapter: onestop}}
+    city_password_env: STAGING_CITY
+"""
+    targets.write_text(body, encoding="utf-8")
+    try:
+        systems = reach_systems(resolve_target("staging", path=targets))
+    finally:
+        server.shutdown()
+    systems.write(tmp_path / "systems.json")
+    national = json.loads((tmp_path / "systems.json").read_text())["national"]
+    assert national["integration"] == {"username": "dongnai", "ma_don_vi": "000.00.00.H19", "password_env": "STAGING_LINK"}
+    account = NationalAccount.from_entry(Systems.load(tmp_path / "systems.json").as_dict()["national"],
+                                         {"STAGING_LINK": "s3cret"})
+    assert (account.username, account.ma_don_vi, account.password) == ("dongnai", "000.00.00.H19", "s3cret")
+    assert "s3cret" not in (tmp_path / "systems.json").read_text()
+    for wrong, message in ((body.replace("city_password_env", "citizen_password_env"),
+                            r"targets.staging: unknown key 'citizen_password_env' \(did you mean 'city_password_env'\?\)"),
+                           (body.replace("password_env: STAGING_LINK", "password: s3cret"),
+                            r"systems.national.integration: expected \{username, ma_don_vi, password_env\}"),
+                           (body.replace("adapter: onestop", "adaptor: onestop"),
+                            r"systems.provincial: unknown key 'adaptor' \(did you mean 'adapter'\?\)")):
+        targets.write_text(wrong, encoding="utf-8")
+        with pytest.raises(TargetError, match=message):
+            resolve_target("staging", path=targets)

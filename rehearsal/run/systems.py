@@ -9,7 +9,10 @@ so do the reconciliation and the report. Its shape::
               "front_door_url": "http://127.0.0.1:41003", "front_door": "city"},
      "brvt": {"system": "provincial", "url": "…", "front_door_url": "…"}}
 
-Optional keys: ``front_door`` (the name citizens and the ledger know a front
+Optional keys: ``integration`` (the national portal's integration account
+reconciliation signs in with: ``{username, ma_don_vi, password_env}``, the
+password itself never: `rehearsal.results.national.NationalAccount`),
+``front_door`` (the name citizens and the ledger know a front
 door by; default the system's own name, so brvt's is ``brvt``; hcmc's is
 ``city``), ``adapter`` and ``front_door_adapter`` (`locustfiles.clients`:
 ``national``, ``city``, ``onestop`` or ``module:Class``; by default the
@@ -66,6 +69,23 @@ def cutover_units(stage: Any) -> frozenset[int]:
     return frozenset(int(u) for u in stage.units)
 
 
+#: The keys of a national portal's ``integration`` account (the password comes from ``password_env``).
+INTEGRATION_KEYS = ("username", "ma_don_vi", "password_env")
+
+
+def integration_pairs(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
+    """An ``integration`` mapping as sorted (key, text) pairs; `RunError` naming `where` for a wrong one."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict) or not raw or not set(raw) <= set(INTEGRATION_KEYS):
+        raise RunError(f"{where}.integration: expected {{{', '.join(INTEGRATION_KEYS)}}} (no password: its variable "
+                       f"goes in password_env)")
+    bad = [k for k, v in raw.items() if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise RunError(f"{where}.integration.{bad[0]}: expected a text")
+    return tuple(sorted((str(k), str(v).strip()) for k, v in raw.items()))
+
+
 @dataclass(frozen=True)
 class SystemEntry:
     """One system of the run."""
@@ -78,6 +98,8 @@ class SystemEntry:
     front_door: str | None = None
     adapter: str | None = None
     front_door_adapter: str | None = None
+    integration: tuple[tuple[str, str], ...] = ()
+    """The national portal's integration account (username, ma_don_vi, password_env), as sorted pairs."""
 
     @property
     def door_name(self) -> str | None:
@@ -114,6 +136,7 @@ class Systems:
                 raise RunError(f"systems: {name!r} needs a system and a url")
             fields = {k: raw.get(k) for k in ("front_door_url", "front_door", "adapter", "front_door_adapter")}
             entries.append(SystemEntry(name=str(name), system=str(raw["system"]), url=raw["url"].rstrip("/"),
+                                       integration=integration_pairs(raw.get("integration"), f"systems: {name}"),
                                        **{k: (str(v) if v else None) for k, v in fields.items()}))
         return cls(entries)
 
@@ -130,7 +153,8 @@ class Systems:
         return cls([SystemEntry(name=name, system="portal", url=url.rstrip("/"))])
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: {k: v for k, v in asdict(e).items() if k != "name" and v is not None}
+        return {name: {k: (dict(v) if k == "integration" else v) for k, v in asdict(e).items()
+                       if k != "name" and v not in (None, ())}
                 for name, e in self.entries.items()}
 
     def write(self, path: Path) -> None:

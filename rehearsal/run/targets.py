@@ -31,9 +31,10 @@ from pathlib import Path
 import yaml
 
 from .. import CONFIG_DIR
-from ..errors import TargetError
+from ..errors import RunError, TargetError
+from ..plan.notation import did_you_mean
 from ..shared.net import UrlError, host_key, is_loopback, parse_base_url, urlopen
-from .systems import SystemEntry, Systems
+from .systems import SystemEntry, Systems, integration_pairs
 
 __all__ = ["AllowedHosts", "Target", "check_url", "is_loopback", "load_allowed_hosts", "load_targets",
            "reach_systems", "resolve_target"]
@@ -67,6 +68,8 @@ class Target:
     """(kind, CSV path) of its accounts files: ``officers`` (unit,username lines), ``citizens`` (ID numbers)."""
     city_password_env: str | None = None
     """Environment variable holding the citizens' password on the city portal."""
+    integration: tuple[tuple[str, str], ...] = ()
+    """The national portal's integration account reconciliation uses (``systems.national.integration``)."""
 
     def system_url(self, role: str) -> str | None:
         return next((url for r, url, _ in self.systems if r == role), None)
@@ -112,6 +115,19 @@ def _read(path: Path) -> dict:  # type: ignore[type-arg]
 
 #: The systems a target may name.
 SYSTEM_ROLES = ("national", "provincial", "city")
+#: The keys each system of a target may have.
+SYSTEM_KEYS = {"national": ("url", "adapter", "integration"), "provincial": ("url", "adapter", "name"),
+               "city": ("url", "adapter")}
+#: The keys a target may have.
+TARGET_KEYS = ("embedded", "url", "systems", "accounts", "officer_password_env", "city_password_env",
+               "admin_token_env")
+
+
+def _known_keys(raw: dict, known: tuple[str, ...], where: str) -> None:  # type: ignore[type-arg]
+    """`TargetError` for the first key of `raw` not in `known`, with the nearest known one."""
+    for key in raw:
+        if key not in known:
+            raise TargetError(f"{where}: unknown key {key!r} ({did_you_mean(str(key), known)})")
 
 
 def _systems(name: str, raw: object, path: Path) -> tuple[tuple[tuple[str, str, str | None], ...], str]:
@@ -127,6 +143,7 @@ def _systems(name: str, raw: object, path: Path) -> tuple[tuple[tuple[str, str, 
             raise TargetError(f"{where}: unknown system (expected one of {', '.join(SYSTEM_ROLES)})")
         if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
             raise TargetError(f"{where}: expected {{url: …, adapter: …}}")
+        _known_keys(spec, SYSTEM_KEYS[role], where)
         adapter = spec.get("adapter")
         out.append((str(role), spec["url"], str(adapter) if adapter else None))
     roles = {r for r, _, _ in out}
@@ -142,8 +159,15 @@ def load_targets(path: Path = DEFAULT_PATH) -> tuple[dict[str, Target], tuple[st
     allowed = tuple(str(h) for h in doc.get("allowed_hosts") or ())
     targets = {}
     for name, raw in (doc.get("targets") or {}).items():
-        raw = raw if isinstance(raw, dict) else {}
+        if not isinstance(raw, dict):
+            raise TargetError(f"{path}: targets.{name}: expected a mapping with url or systems")
+        _known_keys(raw, TARGET_KEYS, f"{path}: targets.{name}")
         systems, provincial = _systems(str(name), raw.get("systems"), Path(path))
+        national = (raw.get("systems") or {}).get("national") or {}
+        try:
+            integration = integration_pairs(national.get("integration"), f"{path}: targets.{name}.systems.national")
+        except RunError as exc:
+            raise TargetError(str(exc)) from None
         accounts = raw.get("accounts") or {}
         if not isinstance(accounts, dict) or not set(accounts) <= {"officers", "citizens"}:
             raise TargetError(f"{path}: targets.{name}.accounts: expected {{officers: CSV, citizens: CSV}}")
@@ -152,7 +176,7 @@ def load_targets(path: Path = DEFAULT_PATH) -> tuple[dict[str, Target], tuple[st
                                     admin_token_env=raw.get("admin_token_env"), systems=systems,
                                     provincial_name=provincial,
                                     accounts=tuple((str(k), str(v)) for k, v in accounts.items()),
-                                    city_password_env=raw.get("city_password_env"))
+                                    city_password_env=raw.get("city_password_env"), integration=integration)
     return targets, allowed
 
 
@@ -243,7 +267,8 @@ def reach_systems(target: Target, national_url: str | None = None) -> Systems:
         urls = {role: (gate.check(url, what=f"systems.{role}.url"), adapter) for role, url, adapter in target.systems}
         city = urls.get("city")
         systems = Systems([
-            SystemEntry("national", "national", urls["national"][0], adapter=urls["national"][1]),
+            SystemEntry("national", "national", urls["national"][0], adapter=urls["national"][1],
+                        integration=target.integration),
             SystemEntry(target.provincial_name, "provincial", urls["provincial"][0], adapter=urls["provincial"][1],
                         front_door_url=city[0] if city else None, front_door="city" if city else None,
                         front_door_adapter=city[1] if city else None)])
