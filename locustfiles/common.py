@@ -65,10 +65,11 @@ class PortalUser(FastHttpUser):
         self.rng = random.Random()
         #: Open model: when this visit's arrival was due; the next request is measured from it.
         self.intended: float | None = None
+        self._context = {"tag": self.tag}
 
     def context(self) -> dict[str, Any]:
         """Sent with every request event: the latency recorder files the request under this tag."""
-        return {"tag": self.tag}
+        return self._context  # built once: Locust copies it into each request's own context, never changes it
 
     # -- the system it talks to -------------------------------------------------
     def place(self, where: Place) -> SystemClient:

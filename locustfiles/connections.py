@@ -17,7 +17,12 @@ same moment 51 ms:
    taken for dead and a new connection is opened for almost every request.
    Replaced by a non-blocking ``recv(MSG_PEEK)`` on the raw socket: nothing to
    read means alive; a FIN, an error or stray bytes mean not (exactly what the
-   ``select`` test meant), and it never yields.
+   ``select`` test meant), and it never yields. The test is one ``poll()`` of
+   the descriptor with a zero timeout (the C library's, not gevent's, and on
+   any descriptor number): readable, hung up or in error means not alive. It
+   runs before every request that reuses a connection, so it is the cheapest
+   of the ways to ask (1.3 µs, against 2.3 µs for the ``recv(MSG_PEEK)`` that
+   raises when nothing is there, and 4 µs when its flags are OR-ed as enums).
 2. **Resolving an address literal.** Each new connection resolves its host
    with gevent's ``getaddrinfo``, which runs in gevent's thread pool even for
    ``127.0.0.1``: p50 11 ms, p90 50 ms per connection while users were
@@ -37,9 +42,14 @@ import logging
 import socket
 from typing import Any
 
+from gevent.monkey import get_original
+
 log = logging.getLogger("rehearsal.connections")
 
-_original_getaddrinfo = __import__("gevent").monkey.get_original("socket", "getaddrinfo")
+_original_getaddrinfo = get_original("socket", "getaddrinfo")
+#: The C library's poll (gevent replaces ``select.poll``), one poll set per OS thread: never yields, any fd.
+_poll_class, _POLLIN = get_original("select", ["poll", "POLLIN"])
+_per_thread = get_original("threading", "local")()
 
 
 def is_socket_alive(self: Any, sock: Any) -> bool:
@@ -47,13 +57,19 @@ def is_socket_alive(self: Any, sock: Any) -> bool:
     if sock is None:
         return False
     try:
-        if sock.fileno() < 0:
+        fd = sock.fileno()
+        if fd < 0:
             return False
-        raw = getattr(sock, "_sock", sock)  # gevent's socket wraps the real one; peek on that, never block
-        raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        return False  # readable while idle: closed by the peer (b""), or bytes nobody asked for
-    except BlockingIOError:
-        return True
+        poller = getattr(_per_thread, "poller", None)
+        if poller is None:
+            poller = _per_thread.poller = _poll_class()
+        poller.register(fd, _POLLIN)
+        try:
+            # Any event on an idle socket (bytes nobody asked for, the peer's FIN, a hang-up or an error) means
+            # it is not fit for the next request.
+            return not poller.poll(0)
+        finally:
+            poller.unregister(fd)
     except (OSError, ValueError):
         return False
 

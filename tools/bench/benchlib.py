@@ -5,6 +5,9 @@
 - `start_portal` serves the reference portal in its own process on an
   ephemeral loopback port (load never leaves 127.0.0.1), started as the
   harness starts its own (`rehearsal.run.portals`).
+- `calibrate` measures the machine: a bare ``FastHttpUser``'s requests per
+  CPU-second against the same portal (`BARE_USER`), printed beside every
+  figure a benchmark publishes, with how busy the machine was (`Busy`).
 - `CpuSampler` reads, every second, the CPU seconds used by each process of
   interest (psutil, per process, by role: portal, locust, harness) and by the
   whole machine, so a benchmark can say what each side cost over any window
@@ -28,11 +31,12 @@ from typing import Any
 
 import psutil
 
-from rehearsal.errors import RunError
-from rehearsal.run.portals import PortalProcess
-from rehearsal.run.processes import stop_process
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as scripts (python3 tools/bench/x.py): the checkout's package, not an installed one
+
+from rehearsal.errors import RunError  # noqa: E402
+from rehearsal.run.portals import PortalProcess  # noqa: E402
+from rehearsal.run.processes import stop_process  # noqa: E402
 BENCH_DIR = ROOT / "reports" / "bench"
 
 
@@ -183,6 +187,79 @@ class CpuSampler:
         """CPU seconds `role` used between the samples nearest inside [t0, t1]."""
         inside = [r for r in self.rows if t0 <= r["t"] <= t1]
         return inside[-1].get(role, 0.0) - inside[0].get(role, 0.0) if len(inside) >= 2 else 0.0
+
+
+#: A bare Locust user: ``GET /api/health`` with no wait (the calibration, and overhead.py's side B).
+BARE_USER = '''
+from locust import FastHttpUser, task
+
+
+class BareUser(FastHttpUser):
+    @task
+    def health(self):
+        self.client.get("/api/health")
+'''
+
+
+def health_count(url: str) -> int:
+    """``GET /api/health`` requests the portal has counted itself."""
+    return int(get_json(url + "/api/stats")["requests"].get("GET /api/health", {}).get("count", 0))
+
+
+def cpu_s(p: psutil.Process) -> float:
+    t = p.cpu_times()
+    return t.user + t.system
+
+
+class Busy:
+    """How busy the whole machine was between `start` and `stop`: % of all cores, and the load average."""
+
+    def __init__(self) -> None:
+        self.load_start = os.getloadavg()[0]
+        psutil.cpu_percent(None)  # starts its interval
+
+    def stop(self) -> dict[str, Any]:
+        return {"machine_busy_percent": psutil.cpu_percent(None), "load_avg_1m": [round(self.load_start, 2),
+                                                                                   round(os.getloadavg()[0], 2)]}
+
+
+def locust_round(locustfile: Path, url: str, work: Path, tag: str, *, users: int, seconds: int,
+                 extra: list[str] | None = None, cwd: Path = ROOT, count: Any = health_count,
+                 profile_out: Path | None = None) -> dict[str, Any]:
+    """One headless Locust process for `seconds`, measured over its middle: requests the portal counted
+    (`count`), CPU seconds of the Locust process, how busy the machine was meanwhile (py-spy into
+    `profile_out` over that middle, if given)."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url, "-u", str(users),
+           "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--loglevel", "WARNING",
+           "--exit-code-on-error", "0", *(extra or [])]
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=(work / f"{tag}.err").open("wb"))
+    p = psutil.Process(proc.pid)
+    settle = min(5.0, seconds / 4)
+    time.sleep(settle)
+    t0, c0, r0, busy = time.time(), cpu_s(p), count(url), Busy()
+    spy = profile(proc.pid, seconds - 2 * settle - 1, profile_out) if profile_out else None
+    time.sleep(seconds - 2 * settle)
+    t1, c1, r1, load = time.time(), cpu_s(p), count(url), busy.stop()
+    proc.wait(seconds + 60)
+    if spy is not None:
+        spy.wait()
+    requests, cpu, wall = r1 - r0, c1 - c0, t1 - t0
+    return {"requests": requests, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "requests_per_s": round(requests / wall, 1), "generator_cpu_percent": round(100 * cpu / wall, 1),
+            "requests_per_cpu_s": round(requests / cpu, 1) if cpu else None, "exit_code": proc.returncode, **load}
+
+
+def calibrate(url: str, work: Path, *, seconds: int = 12, users: int = 20) -> dict[str, Any]:
+    """The machine's calibration: a bare ``FastHttpUser``'s requests per CPU-second against `url` (printed)."""
+    bare = work / "calibration_user.py"
+    bare.write_text(BARE_USER)
+    r = locust_round(bare, url, work, "calibration", users=users, seconds=seconds)
+    figures = {"bare_fasthttpuser_requests_per_cpu_s": r["requests_per_cpu_s"], "endpoint": "GET /api/health",
+               "users": users, "seconds": seconds, "machine_busy_percent": r["machine_busy_percent"],
+               "load_avg_1m": r["load_avg_1m"]}
+    print(f"calibration: a bare FastHttpUser makes {r['requests_per_cpu_s']} requests per CPU-second here "
+          f"(machine {r['machine_busy_percent']} % busy, load {r['load_avg_1m']})", file=sys.stderr, flush=True)
+    return figures
 
 
 def machine() -> dict[str, Any]:
