@@ -179,12 +179,12 @@ def test_stats_and_metrics_count_dossiers_and_requests(portal: PortalClient, mul
     assert status == 200
     lines = text.splitlines()
     assert "# TYPE portal_request_duration_seconds histogram" in lines
-    assert 'portal_dossiers{status="1"} 3' in lines
+    assert 'portal_dossiers{status="1",system="national"} 3.0' in lines
     sample = re.compile(r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+$')
     assert all(line.startswith("# ") or sample.match(line) for line in lines), lines
-    count = next(l for l in lines if l.startswith('portal_request_duration_seconds_count{endpoint="POST /api/dossiers"}'))
+    count = next(l for l in lines if l.startswith('portal_request_duration_seconds_count{endpoint="POST /api/dossiers",system="national"}'))
     inf = next(l for l in lines if 'endpoint="POST /api/dossiers",le="+Inf"' in l)
-    assert count.split()[-1] == inf.split()[-1] == "3"
+    assert count.split()[-1] == inf.split()[-1] == "3.0"
 
 
 def test_admin_export_pages_through_everything(portal: PortalClient, multipart) -> None:

@@ -1,7 +1,8 @@
 """What every adapter shares: one system as one user speaks to it (its address, its session, its request names).
 
 A `SystemClient` sends a user's requests to one system through the user's
-Locust client, so Locust's statistics, the latency recorder and the
+Locust client (to one of the system's listeners when it lists several:
+`locustfiles.clients.listeners`), so Locust's statistics, the latency recorder and the
 allowed-list fence see every request as before. It carries the session
 token the way its system wants it (`session_headers`), names each request
 for Locust (`request_name`: the path template, prefixed with the system's
@@ -27,6 +28,8 @@ import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from locustfiles.clients.listeners import listener_for
 
 if TYPE_CHECKING:
     from locustfiles.common import PortalUser
@@ -62,7 +65,8 @@ class SystemClient:
         self.user = user
         #: The system's name (national, city, hcmc, brvt, binh-duong…): the ledger's ``system``.
         self.system = system
-        self.url = url.rstrip("/")
+        #: Where it sends requests: `url`, or one of the system's listeners (`listeners.listener_for`).
+        self.url = listener_for(url, getattr(user, "identity", None))
         self.token: str | None = None
         #: This system's own reference for a dossier, by code (e.g. the national portal's id).
         self.refs: dict[str, Any] = {}

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 #: Fine buckets: upper bounds in ms, 5 % apart, from 0.05 ms to ~10 min.
 _FINE = [0.05 * 1.05 ** i for i in range(int(math.log(600_000 / 0.05, 1.05)) + 2)]
-#: Prometheus buckets (seconds).
-PROM_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Prometheus buckets (seconds): the harness exporter's, 5 ms to a minute (``/metrics``, `rehearsal.portal.metrics`).
+PROM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 #: HDR range: 1 µs to one hour, 3 significant digits (the harness's own, locustfiles/latency.py).
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
 #: Intervals kept in memory (and in the shared file): an hour at 10 s.

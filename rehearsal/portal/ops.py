@@ -18,7 +18,7 @@ from ..shared.status import COMPLETE_SQL
 from .context import live, settings
 from .db import get_db
 from .inputs import query_int
-from .live import PROM_BUCKETS
+from .metrics import CONTENT_TYPE, SystemFigures, exposition, system_label
 from .openapi_systems import spec
 
 bp = Blueprint("ops", __name__)
@@ -74,27 +74,17 @@ def stats() -> Response:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """The same, in Prometheus text format."""
-    view = live()
-    active = view.active()
-    by_status, _, _ = _counts()
-    lines = ["# HELP portal_sessions_active Sessions with a request in the active window.",
-             "# TYPE portal_sessions_active gauge"]
-    lines += [f'portal_sessions_active{{role="{r}"}} {n}' for r, n in sorted(active.items())]
-    lines += ["# HELP portal_dossiers Dossiers by status code.", "# TYPE portal_dossiers gauge"]
-    lines += [f'portal_dossiers{{status="{s}"}} {n}' for s, n in sorted(by_status.items(), key=lambda x: int(x[0]))]
-    lines += ["# HELP portal_request_duration_seconds Server-side request time by endpoint.",
-              "# TYPE portal_request_duration_seconds histogram"]
-    for name, t in sorted(view.merged_timings().items()):
-        label = name.replace("\\", "\\\\").replace('"', '\\"')
-        cumulative = 0
-        for le, n in zip(PROM_BUCKETS, t.prom):
-            cumulative += n
-            lines.append(f'portal_request_duration_seconds_bucket{{endpoint="{label}",le="{le}"}} {cumulative}')
-        lines.append(f'portal_request_duration_seconds_bucket{{endpoint="{label}",le="+Inf"}} {t.count}')
-        lines.append(f'portal_request_duration_seconds_sum{{endpoint="{label}"}} {t.total_s:.6f}')
-        lines.append(f'portal_request_duration_seconds_count{{endpoint="{label}"}} {t.count}')
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    """The same figures in Prometheus text format (`rehearsal.portal.metrics`), every process counted."""
+    view, cfg, app = live(), settings(), current_app.config
+    by_status, by_unit, _ = _counts()
+    extra = app.get("STATS_EXTRA")
+    figures = SystemFigures(
+        system=system_label(app.get("API", cfg.system), cfg.system, cfg.name, cfg.face),
+        sessions_by_role=view.active(), window_s=cfg.active_window_s, dossiers_by_status=by_status,
+        dossiers_by_unit=by_unit, timings=view.merged_timings(), uptime_s=time.time() - view.started,
+        processes=app.get("PROCESSES", 1), listeners=len(app.get("URLS") or ()) or 1,
+        extra=extra() if extra else {})
+    return Response(exposition(figures), content_type=CONTENT_TYPE)
 
 
 #: What the server-side times of ``/api/timings`` cover (said in every answer).
