@@ -99,7 +99,9 @@ def _time_chart(stage: StageData, scale: float, labels: dict[str, str], draw: Ca
     return _png(fig)
 
 
-def completion_chart(stage: StageData, scale: float, target: float, labels: dict[str, str]) -> str:
+def completion_chart(stage: StageData, scale: float, target: float, labels: dict[str, str],
+                     band: Sequence[dict[str, Any]] | None = None) -> str:
+    """Completion over time against the target; `band` (``completion_over_time``) shades its 95 % interval."""
     def draw(ax: Axes) -> bool:
         ts = stage.timeseries
         if ts.empty or "submitted" not in ts:
@@ -111,6 +113,11 @@ def completion_chart(stage: StageData, scale: float, target: float, labels: dict
         # Withdrawn dossiers leave the count (complete ÷ (submitted − withdrawn)), as in the summary.
         counted = ts["submitted"] - (ts["withdrawn"].fillna(0) if "withdrawn" in ts else 0)
         ax.plot(x, 100.0 * ts["complete"] / counted.where(counted > 0), color=BLUE, label=labels["completion"])
+        ci = pd.DataFrame([p for p in band or () if p.get("completion_rate_lower") is not None])
+        if not ci.empty:
+            ax.fill_between(_minutes(stage, ci["t"], scale), 100.0 * ci["completion_rate_lower"],
+                            100.0 * ci["completion_rate_upper"], color=BLUE, alpha=0.15, linewidth=0,
+                            label=labels.get("ci95_band", "95 %"))
         ax.axhline(100 * target, color=RED, linewidth=1, linestyle="--", label=f"{100 * target:g} %")
         ax.set_ylim(0, 102)
         ax.set_ylabel("%")

@@ -30,6 +30,11 @@ figure{margin:0}figure img{width:100%;height:auto;display:block}figcaption{font-
 color:#fff;overflow:hidden}
 .c0{background:#1a7f37}.c1{background:#d97706}.c2{background:#cf222e}.c3{background:#d0d7de;color:#57606a}
 .c4{background:#f6f8fa;color:#afb8c1;border:1px dashed #d0d7de}
+.cell.wide,.legend i.wide{background-image:repeating-linear-gradient(45deg,rgba(255,255,255,.38) 0 1.5px,
+transparent 1.5px 5px);outline:2px solid #1b1f23;outline-offset:-2px;text-shadow:0 0 2px #000,0 0 1px #000}
+.c3.wide,.c4.wide{outline-color:#57606a}
+.few{border:1px solid #9a6700;border-left:5px solid #9a6700;border-radius:.4rem;padding:.4rem .6rem;margin:.5rem 0;
+background:#fff8c5}.few ul{margin:.2rem 0 0;padding-left:1.2rem;font-size:.88rem}.ci{white-space:nowrap}
 .legend{font-size:.8rem;color:#57606a}.legend i{display:inline-block;width:.8rem;height:.8rem;border-radius:2px;
 vertical-align:middle;margin:0 .2rem 0 .5rem}
 details summary{cursor:pointer;font-weight:600;margin:.6rem 0}

@@ -26,6 +26,7 @@ from ..shared.wards import units_by_code
 from . import charts
 from .data import StageData
 from .style import figure, tile
+from .units import tile_note
 
 #: Codes listed in the report per list (the summary keeps up to 10,000).
 SHOWN_CODES = 50
@@ -44,6 +45,8 @@ def completion_national_tile(stage: dict[str, Any], t: dict[str, str]) -> str:
     state = "" if rate is None or target is None else ("ok" if rate >= target else "bad")
     value = percent(rate) if "completion_rate_national" in stage and rate is not None else t["unknown"]
     under = t["completion_officers"].format(rate=percent(stage.get("completion_rate")))
+    if rate is not None and (note := tile_note(stage, t, "completion_rate_national")):
+        under = f"{note} · {under}"  # its own 95 % interval first, then the officers' rate
     return tile("completion_national", t["completion_national"], value, under, state)
 
 
