@@ -82,7 +82,8 @@ def test_summary_follows_the_contract(healthy_run) -> None:
     assert set(stage["sessions"]) == {"peak_harness", "peak_portal", "by_system"}
     for name, r in stage["requests"].items():
         assert set(r) >= {"count", "failures", "p50_ms", "p95_ms", "p99_ms"}, name
-    assert all({"name", "expr", "observed", "passed", "status", "expected", "detail", "starved_s"} == set(g)
+    assert all({"name", "expr", "observed", "passed", "status", "expected", "detail", "starved_s", "harness_ms",
+                "few_dossiers"} == set(g)
                for g in stage["gates"])
     assert set(stage["starved"]) == {"windows", "seconds", "share"}
     assert (healthy_run.run_dir / "index.html").exists()

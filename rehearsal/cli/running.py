@@ -117,11 +117,12 @@ def _play(plan: Plan, target: Target, args: argparse.Namespace, *, national_url:
 
 
 def _untrusted(stages: list[dict]) -> str:
-    """``  (measurement untrustworthy: harness starved for N s)`` when the harness was starved in `stages`."""
+    """``  (measurement untrustworthy: harness starved for N s)`` when the harness was starved in `stages`, and
+    ``  (latency mostly the harness's own: …)`` when their client latency is (`rehearsal.results.generator_share`)."""
+    from ..results.generator_share import harness_note
     from ..results.starved import untrustworthy
 
-    note = untrustworthy(stages)
-    return f"  ({note})" if note else ""
+    return "".join(f"  ({note})" for note in (untrustworthy(stages), harness_note(stages)) if note)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
