@@ -19,18 +19,14 @@ officers) on the provincial system; the others (latency, errors, outage,
 silent-drop) on the front door citizens use now: the one a stage's cutover
 moves them off until it closes, the national portal after.
 
-The cutover, at ``cutover.at`` (`rehearsal.run.systems.cutover_from`
-says from what): the front door of those units is closed (503 with
-Retry-After, or 308 to the national portal); a former province's one-stop
-system too (towards HCMC's), and its dossiers migrate onto HCMC's platform
-(every one exported whole and imported page by page, keeping codes; the
-open ones are what it must carry). The city portal has no database of its
-own: what was filed through it is already on HCMC's platform, so nothing
-migrates and the record lists the open dossiers filed through it. Its
-figures go to ``stages/<stage>/cutover.json``: when it closed, from and
-to what, how many dossiers were open, how many imported, their ids and
-codes. Users learn of the move from the answers (``X-Portal-Moved``), not
-from here: the harness must not know more than a citizen would.
+The cutover, at ``cutover.at``, is its runbook (`locustfiles.runbook`):
+freeze, drain or migrate, validate, switch, observe, each as planned, and
+a rollback when validation or a gate with ``on_fail: rollback`` fails;
+written without phases, it is one switch (the front door closed, a former
+province's dossiers migrated). Its record goes to
+``stages/<stage>/cutover.json``. Users learn of a move from the answers
+(``X-Portal-Moved``), not from here: the harness must not know more than a
+citizen would.
 """
 
 from __future__ import annotations
@@ -38,16 +34,17 @@ from __future__ import annotations
 import locust  # noqa: F401  (first: gevent patches the standard library)
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import gevent
 
+from locustfiles.runbook import Runbook
 from rehearsal.plan import Stage, StageFault
-from rehearsal.run.migration import admin_call, migrate, open_dossiers
-from rehearsal.run.systems import Systems, cutover_from, cutover_units
+from rehearsal.results.gates import LiveGates
+from rehearsal.run.migration import admin_call
+from rehearsal.run.systems import Systems, cutover_from
 
 #: Fault kinds played on the national portal, and on the provincial system, when the fault names no system.
 ON_NATIONAL = ("link-slow", "link-errors", "link-down", "vneid-overload")
@@ -86,6 +83,10 @@ class Timeline:
         #: Systems told of faults this stage (each is told again when its list changes, empty included).
         self.told: set[str] = set()
         self.markers = stage_dir.joinpath("markers.jsonl").open("a", encoding="utf-8") if stage_dir else None
+        #: The cutover's runbook once it has begun, and the greenlet that plays it.
+        self.runbook: Runbook | None = None
+        self.runbook_greenlet: gevent.Greenlet | None = None
+        self.started_at = 0.0
 
     def events(self) -> list[tuple[float, str, StageFault | None]]:
         """(simulated second, what, fault) in time order."""
@@ -105,6 +106,7 @@ class Timeline:
             self.markers.flush()
 
     def start(self, started_at: float) -> None:
+        self.started_at = started_at
         self.greenlet = gevent.spawn(self._run, started_at)
         gevent.spawn(self._closed_already)
 
@@ -121,9 +123,37 @@ class Timeline:
         if self.telemetry is not None:
             self.telemetry.closed.add(url)
 
+    # -- what the runbook tells the timeline --------------------------------------------------------
+    def closed_door(self, url: str) -> None:
+        """A system's door closed (its sessions are no one's now)."""
+        self._closed(url)
+
+    def opened_door(self, url: str) -> None:
+        """A system's door opened again (a rollback)."""
+        if self.telemetry is not None:
+            self.telemetry.closed.discard(url)
+
+    def switched(self, cut: bool) -> None:
+        """The citizens' front door is now the national portal (True) or the old one again (a rollback)."""
+        self.cut = cut
+        if self.active:  # faults planned for the rest of the stage now apply where citizens went
+            self._push()
+
+    def feed_watch(self, live: LiveGates) -> None:
+        """Feed `live` (the runbook's rollback gates) every latency interval and time-series sample."""
+        ctx = getattr(getattr(self.telemetry, "env", None), "rehearsal", None)
+        if ctx is not None:
+            ctx.latency.watchers.append(live.feed_latency)
+            self.telemetry.sample_watchers.append(live.feed_sample)
+
     def stop(self) -> None:
         if self.greenlet:
             self.greenlet.kill(block=False)
+        if self.runbook_greenlet:
+            self.runbook_greenlet.kill(block=True, timeout=5)
+        if self.runbook is not None:
+            self.runbook.lift()
+            self.runbook.write()
         if self.active:  # a fault still on at the end of the stage is switched off for the next one
             killed = [f for f in self.active if f.kind == "link-kill"]
             self.active = []
@@ -165,8 +195,9 @@ class Timeline:
     def _run(self, started_at: float) -> None:
         for at_s, what, fault in self.events():
             gevent.sleep(max(0.0, started_at + at_s / self.time_scale - time.time()))
-            if what == "cutover":
-                self._cutover()
+            if what == "cutover":  # played beside the faults: a runbook takes minutes
+                self.runbook = Runbook(self, started_at)
+                self.runbook_greenlet = gevent.spawn(self.runbook.play)
                 continue
             assert fault is not None
             if what == "fault_start":
@@ -203,64 +234,8 @@ class Timeline:
             self.mark("control_error", error=f"link {action} on {name}: {exc}"[:200])
         return name
 
-    # -- the cutover ------------------------------------------------------------------------------
-    def _close(self, url: str, moved_to: str, retry: int) -> None:
-        mode = self.stage.cutover.mode if self.stage.cutover else "503"
-        admin_call(url, "POST", "/api/admin/close", {"mode": mode, "moved_to": moved_to, "retry_after_s": retry},
-                   token=self.admin_token)
-        self._closed(url)
-
-    def _cutover(self) -> None:
-        cut = self.stage.cutover
-        assert cut is not None
-        source = cutover_from(cut)
-        national, home = self.systems.home("citizen"), self.systems.home("officer")
-        door, desk = self.systems.place(source, "citizen"), self.systems.place(source, "officer")
-        record: dict[str, Any] = {"planned_sim_s": cut.at_s, "mode": cut.mode, "from": source,
-                                  "to": national.system, "units": sorted(cutover_units(self.stage)),
-                                  "legacy": door.url if door else None, "national": national.url}
-        if door is None or door.url == national.url:
-            record["error"] = f"no front door {source!r} among the run's systems: nothing to switch from"
-            self.mark("control_error", error=record["error"])
-            self._write_cutover(record)
-            return
-        retry = max(1, math.ceil(cut.retry_after_s / self.time_scale))
-        own_desk = desk is not None and desk.url not in (door.url, home.url)
-        try:
-            self._close(door.url, national.url, retry)
-            if own_desk:  # a former province's one-stop system: its officers move onto HCMC's platform
-                assert desk is not None
-                self._close(desk.url, home.url, retry)
-                record["officers_to"] = home.system
-        except (OSError, ValueError) as exc:
-            record["error"] = f"closing {source} failed: {exc}"[:300]
-            self.mark("control_error", error=record["error"])
-            self._write_cutover(record)
-            return
-        record["closed_at"] = time.time()
-        self.cut = True
-        self.mark("cutover_close", name="cutover", mode=cut.mode, sim_s=cut.at_s, system=source)
-        if self.active:  # faults planned for the rest of the stage now apply where citizens went
-            self._push()
-        entry = self.systems.entries.get(source)
-        try:
-            if entry is not None and cut.migrate:  # a system with a database of its own: its dossiers move
-                record.update(migrate(entry.url, home.url if entry.system == "provincial" else national.url,
-                                      token=self.admin_token))
-            elif entry is None and desk is not None:  # a front door only: what it took is on the system behind it
-                filed = self.telemetry.filed_on.get(source, set()) if self.telemetry is not None else set()
-                still = [r for r in open_dossiers(desk.url, token=self.admin_token) if r.get("code") in filed]
-                record.update(open_at_close=len(still), ids=[r["id"] for r in still],
-                              codes=[r["code"] for r in still], imported=0)
-        except (OSError, ValueError, KeyError) as exc:
-            record["error"] = f"migration failed: {exc}"[:300]
-            self.mark("control_error", error=record["error"])
-        record["migrated_at"] = time.time()
-        self.mark("migration_done", name="migration", open_at_close=record.get("open_at_close"),
-                  imported=record.get("imported"), seconds=round(record["migrated_at"] - record["closed_at"], 3))
-        self._write_cutover(record)
-
-    def _write_cutover(self, record: dict[str, Any]) -> None:
+    def write_cutover(self, record: dict[str, Any]) -> None:
+        """``cutover.json`` (atomically: a reader never sees half of it)."""
         if self.stage_dir:
             tmp = self.stage_dir / "cutover.json.tmp"
             tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -52,6 +52,12 @@ def _stage_dir(tmp_path: Path, name: str = "s", start: float = START) -> Path:
             lines.append(json.dumps({"t0": start + STEP * minute, "t": start + STEP * (minute + 1), "name": req,
                                      "tag": tag, "count": len(vals), "failures": failures, "hdr": _hdr(vals)}))
     (d / "latency.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # The systems' own timings of the same requests (`locustfiles.server_timing`), routes named as Flask's.
+    routes = {FILE: "POST /api/dossiers", READ: "GET /api/dossiers/<int:dossier_id>"}
+    server = [lines[0], json.dumps({"status": {"system": "national", "known": True, "covers": "request read to answer"}})]
+    server += [json.dumps({**row, "name": routes[row["name"]], "system": "national"})
+               for row in map(json.loads, lines[1:])]
+    (d / "server_latency.jsonl").write_text("\n".join(server) + "\n", encoding="utf-8")
     series = [{"t": start + 2 * k, "sessions_harness": 100 + k, "sessions_portal": 90 + k, "sync_backlog": k % 7}
               for k in range(31)]
     (d / "timeseries.jsonl").write_text("\n".join(json.dumps(r) for r in series) + "\n", encoding="utf-8")
@@ -67,7 +73,8 @@ STAGE_ENTRY = {
     "completion_rate_national": 0.9, "sync": {"unknown": False}, "unsynced_codes": ["A", "B"],
     "unit_results": {str(BD_UNIT): {"submitted": 100, "complete": 99, "lost": 0, "finished": 99, "on_time": 90},
                      str(HCMC_UNIT): {"submitted": 100, "complete": 91, "lost": 1, "finished": 91, "on_time": 81}},
-    "cutover": {"interruption_s": 0.4, "migration_found_rate": 1.0}, "arrivals_dropped": 3,
+    "cutover": {"interruption_s": 0.4, "migration_found_rate": 1.0, "total_s": 900.0, "rolled_back": True,
+                "phases": [{"phase": "validate", "actual_s": 240.0}]}, "arrivals_dropped": 3,
 }
 
 
@@ -106,6 +113,8 @@ def test_every_metric_is_measured(data: GateData) -> None:
         "withdrawn_dossiers": 0,  # a summary without the key is from before withdrawals: none
         "unsynced_dossiers": 2, "not_delivered_dossiers": 1, "completion_rate_national": 0.9,
         "sync_lag_p50_s": 5, "sync_lag_p95_s": 10, "sync_lag_max_s": 10, "sync_backlog_max": 6,
+        "server_p50_ms": _pct(every, 50), "server_p95_ms": _pct(every, 95), "server_p99_ms": _pct(every, 99),
+        "cutover_phase_s": 240, "cutover_total_s": 900, "cutover_rolled_back": 1,
     }
     assert set(expected) == set(GATE_METRICS), "a metric without a test"
     for metric, want in expected.items():

@@ -215,7 +215,8 @@ def test_gate_metrics_are_the_agreed_ones() -> None:
         "failures", "error_rate", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "rps", "lost_dossiers",
         "duplicated_dossiers", "submitted_dossiers", "complete_dossiers", "interruption_s",
         "migration_found_rate", "arrivals_dropped", "withdrawn_dossiers", "unsynced_dossiers", "not_delivered_dossiers",
-        "completion_rate_national", "sync_lag_p50_s", "sync_lag_p95_s", "sync_lag_max_s", "sync_backlog_max"}
+        "completion_rate_national", "sync_lag_p50_s", "sync_lag_p95_s", "sync_lag_max_s", "sync_backlog_max",
+        "server_p50_ms", "server_p95_ms", "server_p99_ms", "cutover_phase_s", "cutover_total_s", "cutover_rolled_back"}
     assert all(isinstance(v, str) and v and "\n" not in v for v in GATE_METRICS.values())
 
 

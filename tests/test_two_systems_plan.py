@@ -201,10 +201,10 @@ def test_the_sync_metrics_are_grouped_for_the_judge() -> None:
 def test_the_june_plan_in_the_two_systems_shape() -> None:
     plan = load_plan(ROOT / "scenarios" / "hcmc-2025.yaml", time_scale=60)
     stages = {s.name: s for s in plan.stages}
-    assert list(stages) == ["cutover-18-06", "pilot-22-06", "full-25-06", "go-live-01-07"]
+    assert list(stages) == ["rehearsal-17-06", "cutover-18-06", "pilot-22-06", "full-25-06", "go-live-01-07"]
     moves = {name: (len(s.units), s.cutover and (s.cutover.from_system, len(s.cutover.units), s.cutover.migrate))
              for name, s in stages.items()}
-    assert moves == {"cutover-18-06": (102, ("city", 102, False)), "pilot-22-06": (132, ("brvt", 30, True)),
+    assert moves == {"rehearsal-17-06": (102, ("city", 102, False)), "cutover-18-06": (102, ("city", 102, False)), "pilot-22-06": (132, ("brvt", 30, True)),
                      "full-25-06": (168, ("binh-duong", 36, True)), "go-live-01-07": (168, None)}
     cut = stages["cutover-18-06"].cutover
     assert cut is not None and cut.at_s == 35 * 60  # 20:25 + 35m = 21:00

@@ -1,6 +1,6 @@
 """The gate language: one line that says what a stage (or the whole run) must meet.
 
-A gate is ``METRIC[{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
+A gate is ``METRIC[.BOUND][{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
 
     completion_rate >= 96%
     p95_ms{name="POST /api/dossiers"} <= 800
@@ -10,11 +10,18 @@ A gate is ``METRIC[{FILTER, ...}] [over WINDOW] OP THRESHOLD``::
     p95_ms <= baseline * 1.10
     unsynced_dossiers == 0
     sync_lag_p95_s over every 10m <= 60s
+    server_p95_ms{name="POST /api/dossiers"} over every 5m <= 200
+    completion_rate.lower >= 96%
+    completion_rate.lower{group=binh-duong} >= 90%
 
 - **METRIC** is a key of `GATE_METRICS`.
+- **BOUND** (completion rates only, `rehearsal.plan.gate_bounds`): ``.lower`` or
+  ``.upper`` of the rate's 95 % interval instead of the rate, same filters.
 - **FILTER** narrows what is counted. Requests (`REQUEST_METRICS`): ``name``
   (the request's name as in the report, ``METHOD /path``; ``*`` is a
   wildcard), ``method`` and ``tag`` (``citizen`` or ``officer``: who sent it).
+  The systems' own time for the same requests (`SERVER_METRICS`,
+  ``server_p95_ms`` …: `rehearsal.results.server_latency`) takes the same filters.
   Dossiers (`DOSSIER_METRICS`): ``group`` (former province: ``hcmc``,
   ``binh-duong``, ``ba-ria-vung-tau``), ``type`` (``phuong``, ``xa``,
   ``dac-khu``) and ``unit`` (an official code). Filters combine (AND).
@@ -47,10 +54,13 @@ from dataclasses import dataclass
 
 from ..errors import GateSyntaxError
 from ..shared.formats import duration as format_duration
+from .gate_bounds import BOUNDS, INTERVAL_METRICS, metric_hint, parse_bound
 from .notation import DECIMAL, did_you_mean, duration_seconds, has_separators
+from .runbook import PHASES, RUNBOOK_DURATION_METRICS, RUNBOOK_METRICS
 
-__all__ = ["GATE_METRICS", "RATE_METRICS", "REQUEST_METRICS", "SESSION_METRICS", "DOSSIER_METRICS", "LIVE_METRICS",
-           "SYNC_LAG_METRICS", "BACKLOG_METRICS", "WINDOW_METRICS", "GATE_OPS", "SHAPE", "Gate", "GateSyntaxError",
+__all__ = ["GATE_METRICS", "RATE_METRICS", "REQUEST_METRICS", "SERVER_METRICS", "SESSION_METRICS", "DOSSIER_METRICS", "LIVE_METRICS",
+           "SYNC_LAG_METRICS", "BACKLOG_METRICS", "WINDOW_METRICS", "INTERVAL_METRICS", "BOUNDS", "GATE_OPS", "SHAPE",
+           "Gate", "GateSyntaxError",
            "parse_gate", "satisfiable"]
 
 #: Metrics a gate can test, with what they mean (shared by the evaluator, the plan reader and the docs).
@@ -69,6 +79,9 @@ GATE_METRICS: dict[str, str] = {
     "p99_ms": "99th percentile response time, ms",
     "max_ms": "slowest response, ms",
     "mean_ms": "mean response time, ms",
+    "server_p50_ms": "median time the systems themselves took for the same requests (their GET /api/timings), ms",
+    "server_p95_ms": "95th percentile of the systems' own time for the same requests, ms",
+    "server_p99_ms": "99th percentile of the systems' own time for the same requests, ms",
     "lost_dossiers": "dossiers the harness got an ID for that the portal cannot show (must be 0)",
     "duplicated_dossiers": "submissions that became more than one dossier on the portal",
     "submitted_dossiers": "dossiers filed in the stage",
@@ -85,6 +98,7 @@ GATE_METRICS: dict[str, str] = {
     "sync_backlog_max": "most processing steps waiting in the provincial outbox at once (sampled every 2 s)",
     "interruption_s": "cutover: wall seconds from the first to the last failed request of the switch",
     "migration_found_rate": "cutover: dossiers open on the legacy portal found on the national one (0..1)",
+    **RUNBOOK_METRICS,  # the cutover's runbook: `rehearsal.plan.runbook`
     "arrivals_dropped": "open model: arrivals that found every citizen of the pool busy",
 }
 #: Metrics that are rates from 0 to 1: a gate on them may be written as a percentage.
@@ -93,6 +107,9 @@ RATE_METRICS: frozenset[str] = frozenset({"completion_rate", "on_time_rate", "er
 #: Measured from the requests (HDR histograms per interval): filters name/method/tag, every window.
 REQUEST_METRICS: frozenset[str] = frozenset({"requests", "rps", "failures", "error_rate", "p50_ms", "p90_ms",
                                              "p95_ms", "p99_ms", "max_ms", "mean_ms"})
+#: The systems' own time for our requests (their ``/api/timings``, `rehearsal.results.server_latency`): the
+#: filters and windows of the request metrics; known after the stage, so never live.
+SERVER_METRICS: frozenset[str] = frozenset({"server_p50_ms", "server_p95_ms", "server_p99_ms"})
 #: Measured from the 2-second time series: every window, no filter.
 SESSION_METRICS: frozenset[str] = frozenset({"sessions_peak_harness", "sessions_peak_portal"})
 #: Counted by reconciliation at the end of the stage: filters group/type/unit, whole stage only.
@@ -106,7 +123,8 @@ SYNC_LAG_METRICS: frozenset[str] = frozenset({"sync_lag_p50_s", "sync_lag_p95_s"
 #: The provincial outbox's pending rows, from the 2-second time series (``sync_backlog``): every window, no filter.
 BACKLOG_METRICS: frozenset[str] = frozenset({"sync_backlog_max"})
 #: Metrics a window (``over last D``, ``over every D``) applies to.
-WINDOW_METRICS: frozenset[str] = REQUEST_METRICS | SESSION_METRICS | SYNC_LAG_METRICS | BACKLOG_METRICS
+WINDOW_METRICS: frozenset[str] = (REQUEST_METRICS | SESSION_METRICS | SYNC_LAG_METRICS | BACKLOG_METRICS
+                                   | SERVER_METRICS)
 #: Known while the stage runs, so a gate on them may abort the stage (``abort_on_fail``).
 LIVE_METRICS: frozenset[str] = REQUEST_METRICS | SESSION_METRICS
 #: Comparison operators, longest first (the order the parser tries them).
@@ -121,7 +139,8 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 SHAPE = "'metric[{filter=value}] [over whole|last D|every D] op threshold', like 'completion_rate >= 96%'"
 
-_HEAD = re.compile(r"(?P<metric>[A-Za-z_][A-Za-z0-9_]*)\s*(?:\{(?P<filters>[^{}]*)\})?\s*"
+_HEAD = re.compile(r"(?P<metric>[A-Za-z_][A-Za-z0-9_]*)(?:\.(?P<bound>[A-Za-z_][A-Za-z0-9_]*))?\s*"
+                   r"(?:\{(?P<filters>[^{}]*)\})?(?:\.(?P<bound_after>[A-Za-z_][A-Za-z0-9_]*))?\s*"
                    r"(?:\bover\s+(?P<window>[^\s<>=!]+(?:\s+[^\s<>=!]+)?)\s*)?"
                    r"(?P<op>=>|=<|<>|<=|>=|==|!=|<|>|=)\s*(?P<rhs>.*)")
 _SLIP_FIX = {"=": "==", "=>": ">=", "=<": "<=", "<>": "!="}
@@ -156,11 +175,16 @@ class Gate:
     """Stop the stage (and the run) as soon as this gate fails, once `abort_grace_s` has passed."""
     abort_grace_s: float = 0.0
     """Simulated seconds from the start of the stage before an abort may happen."""
+    bound: str | None = None
+    """``lower`` / ``upper``: the bound of the rate's 95 % interval is judged, not the rate (`INTERVAL_METRICS`)."""
+    on_fail: str = "nogo"
+    """What a failure does besides NO-GO: ``nogo`` nothing more, ``abort`` stop the stage (`abort_on_fail`),
+    ``rollback`` roll the cutover back when it fails live after the switch (`rehearsal.plan.runbook`)."""
 
     @property
     def key(self) -> str:
         """What is measured, without the comparison: the name of the figure in a baseline file."""
-        out = self.metric
+        out = self.metric + (f".{self.bound}" if self.bound else "")
         if self.filters:
             out += "{" + ",".join(f'{k}="{v}"' for k, v in self.filters) + "}"
         if self.window != "whole":
@@ -202,6 +226,8 @@ def _number(text: str, metric: str, *, what: str, unit_ok: bool = True) -> float
                               f"{text.replace('_', '').replace(',', '')}, not {text}")
     if unit_ok and metric in SYNC_LAG_METRICS and text and not DECIMAL.fullmatch(text) and not text.endswith("%"):
         return _wall_seconds(text, what=what)
+    if unit_ok and metric in RUNBOOK_DURATION_METRICS and duration_seconds(text) is not None:
+        return float(duration_seconds(text) or 0.0)  # the runbook's times: simulated, written like the plan's
     digits, scale = text, 1.0
     if text.endswith("%"):
         if metric not in RATE_METRICS:
@@ -236,10 +262,12 @@ def _duration(text: str) -> float:
 
 
 def _filters(text: str, metric: str) -> tuple[tuple[str, str], ...]:
-    if metric in REQUEST_METRICS:
+    if metric in REQUEST_METRICS or metric in SERVER_METRICS:
         allowed = REQUEST_FILTERS
     elif metric in DOSSIER_METRICS:
         allowed = DOSSIER_FILTERS
+    elif metric == "cutover_phase_s":
+        allowed = ("phase",)  # which phase of the runbook (`rehearsal.plan.runbook.PHASES`)
     elif metric in SYNC_LAG_METRICS | BACKLOG_METRICS:
         raise GateSyntaxError(f"{metric} takes no filter: it is measured over every processing step of the stage "
                               f"(windows apply: 'over last 10m', 'over every 5m')")
@@ -269,7 +297,7 @@ def _filters(text: str, metric: str) -> tuple[tuple[str, str], ...]:
 
 
 def _filter_value(key: str, value: str) -> str:
-    choices = {"tag": TAGS, "group": GROUPS, "type": UNIT_TYPES, "method": HTTP_METHODS}.get(key)
+    choices = {"tag": TAGS, "group": GROUPS, "type": UNIT_TYPES, "method": HTTP_METHODS, "phase": PHASES}.get(key)
     if key == "method":
         value = value.upper()
     if choices is not None and value not in choices:
@@ -291,7 +319,8 @@ def parse_gate(expr: str, *, name: str | None = None, abort_on_fail: bool = Fals
         raise GateSyntaxError(f"expected {SHAPE}; found {expr!r}")
     metric, op, rhs = m.group("metric"), m.group("op"), m.group("rhs").strip()
     if metric not in GATE_METRICS:
-        raise GateSyntaxError(f"unknown gate metric {metric!r} ({did_you_mean(metric, list(GATE_METRICS))})")
+        raise GateSyntaxError(f"unknown gate metric {metric!r} ({metric_hint(metric, list(GATE_METRICS))})")
+    bound = parse_bound(metric, m.group("bound"), m.group("bound_after"))
     if op in _SLIP_FIX:
         raise GateSyntaxError(f"unknown operator {op!r} in {expr!r} (did you mean {_SLIP_FIX[op]!r}?)")
     filters = _filters(m.group("filters"), metric) if m.group("filters") is not None else ()
@@ -339,7 +368,7 @@ def parse_gate(expr: str, *, name: str | None = None, abort_on_fail: bool = Fals
                               f"({', '.join(sorted(LIVE_METRICS))}); {metric} is counted at the end")
     return Gate(expr=expr, metric=metric, op=op, threshold=threshold, name=name or expr, filters=filters,
                 window=window, window_s=window_s, baseline_op=baseline_op, baseline_arg=baseline_arg,
-                abort_on_fail=abort_on_fail, abort_grace_s=abort_grace_s)
+                abort_on_fail=abort_on_fail, abort_grace_s=abort_grace_s, bound=bound)
 
 
 def satisfiable(gates: list[Gate]) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import PlanError
 from .gate_language import Gate
+from .runbook import ONE_SWITCH, RunbookPhase
 
 #: The dossier completion rate the June 2025 trial reached after 2 hours: the target when a stage names none.
 DEFAULT_COMPLETION_TARGET = 0.96
@@ -205,6 +206,17 @@ class Cutover:
     """How ``cutover.units`` chose them, as written (empty: all the stage's units)."""
     from_system: str = "city"
     """``cutover.from`` (``from`` is a Python keyword): one of `CUTOVER_FROM`; default ``city``."""
+    phases: tuple[RunbookPhase, ...] = ()
+    """``cutover.phases``: the runbook played from ``at_s`` (`rehearsal.plan.runbook`); empty: one switch."""
+
+    @property
+    def runbook(self) -> tuple[RunbookPhase, ...]:
+        """The phases played: as written, or today's one switch."""
+        return self.phases or ONE_SWITCH
+
+    def phase(self, name: str) -> RunbookPhase | None:
+        """The runbook's phase called `name`, or None."""
+        return next((p for p in self.runbook if p.phase == name), None)
 
 
 @dataclass(frozen=True)

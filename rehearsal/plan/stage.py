@@ -14,7 +14,7 @@ from .gates import read_gates
 from .model import Stage
 from .nodes import ReadContext, read_duration, read_mapping, read_text
 from .officers import read_officers
-from .timeline import read_cutover, read_faults
+from .timeline import read_cutover, read_faults, runbook_gates
 from .units import read_units
 
 STAGE_KEYS = ("name", "description", "units", "duration", "grace", "citizens", "officers", "gates", "faults",
@@ -35,6 +35,7 @@ def read_stage(ctx: ReadContext, node: yaml.Node, field: str, *, seed: int, time
     total_s = officers.sign_in_lead_s + duration + grace
     # The cutover first: which front door citizens use before it is where a fault naming no system goes.
     cutover = read_cutover(ctx, m.get("cutover"), f"{field}.cutover", total_s, seed=seed, stage=name, units=units)
+    gates = runbook_gates(ctx, node, field, gates, cutover)  # on_fail: rollback, and a rollback is NO-GO
     faults = read_faults(ctx, m.get("faults"), f"{field}.faults", seed=seed, stage=name, units=units,
                          total_s=total_s, cutover=cutover)
     if citizens.users == 0 and officers.per_unit == 0:

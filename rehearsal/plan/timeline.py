@@ -38,16 +38,19 @@ import yaml
 
 from ..shared.formats import duration as format_duration
 from ..shared.wards import units_by_code
+from .gate_language import Gate, parse_gate
 from .model import (CUTOVER_FROM, FAULT_KINDS, FAULT_SYSTEMS, FORMER_SYSTEM_PROVINCE, MAX_OFFICERS_PER_UNIT, Cutover,
                     StageFault)
 from .nodes import (ReadContext, is_null, is_text, read_bool, read_duration, read_list, read_mapping, read_number,
                     read_share, read_text)
 from .notation import DECIMAL, unknown_choice
+from .runbook import CHECKS, DEFAULT_LIMIT_FACTOR, PHASES, WORKING_PHASES, RunbookPhase
 from .units import read_units
 
 _FAULT_KEYS = ("kind", "name", "system", "at", "for", "endpoints", "delay", "rate", "status", "factor", "units",
                "officers")
-_CUTOVER_KEYS = ("at", "mode", "retry_after", "migrate", "units", "from")
+_CUTOVER_KEYS = ("at", "mode", "retry_after", "migrate", "units", "from", "phases")
+_PHASE_KEYS = ("for", "limit", "checks")
 #: Which keys each fault kind takes besides kind, name, system, at and for (names as the portal's, plan-style).
 _FAULT_FIELDS = {"latency": ("endpoints", "delay"), "errors": ("endpoints", "rate", "status"), "outage": (),
                  "slow-agency": ("factor",), "silent-drop": ("rate",), "absence": ("units", "officers"),
@@ -204,8 +207,87 @@ def read_cutover(ctx: ReadContext, node: yaml.Node | None, field: str, total_s: 
                             f"{len(others)} other unit(s) (first: {others[0]}, of "
                             f"{known[others[0]].former_province.value}): choose its units with "
                             f"cutover.units: {{former_province: {province}}}")
+    phases = _read_phases(ctx, m["phases"], f"{field}.phases", source=source, migrate=migrate,
+                          room=total_s - at) if "phases" in m else ()
     return Cutover(at_s=at, mode=mode, retry_after_s=retry, migrate=migrate, units=moving, unit_selection=selection,
-                   from_system=source)
+                   from_system=source, phases=phases)
+
+
+def _read_phases(ctx: ReadContext, node: yaml.Node, field: str, *, source: str, migrate: bool,
+                 room: float) -> tuple[RunbookPhase, ...]:
+    """``cutover.phases``: ``{freeze: 2m, drain: 5m, validate: {for: 3m, checks: [...]}, switch: 1m, observe: 10m}``
+    in that order (`rehearsal.plan.runbook`); `room` is the simulated time left in the stage after ``at``."""
+    m = read_mapping(ctx, node, field, PHASES, required=("switch",), what="the runbook's phases")
+    order = [p for p in PHASES if p in m]
+    if list(m) != order:
+        raise ctx.error(node, field, f"expected the phases in the order they are played ({', '.join(order)}); "
+                                     f"found {', '.join(m)}")
+    if "drain" in m and source != "city":
+        raise ctx.error(m["drain"], f"{field}.drain", f"{source} has a database of its own: its dossiers are "
+                                                      f"migrated (name the phase migrate), not drained")
+    if "migrate" in m and (source == "city" or not migrate):
+        why = ("the city portal has no database of its own (its dossiers are on HCMC's platform already): "
+               "name the phase drain") if source == "city" else "cutover.migrate is false: nothing is migrated"
+        raise ctx.error(m["migrate"], f"{field}.migrate", why)
+    out: list[RunbookPhase] = []
+    for name in order:
+        where, value = f"{field}.{name}", m[name]
+        limit, checks = 0.0, ()
+        if isinstance(value, yaml.MappingNode):
+            keys = _PHASE_KEYS if name == "validate" else _PHASE_KEYS[:2] if name in WORKING_PHASES else ("for",)
+            p = read_mapping(ctx, value, where, keys, required=("for",), what=f"the {name} phase")
+            planned = read_duration(ctx, p["for"], f"{where}.for", allow_zero=name == "switch")
+            if "limit" in p:
+                limit = read_duration(ctx, p["limit"], f"{where}.limit")
+                if limit < planned:
+                    raise ctx.error(p["limit"], f"{where}.limit", f"expected a limit of at least the planned "
+                                                                  f"{format_duration(planned)}; found "
+                                                                  f"{p['limit'].value!r}")
+            if "checks" in p:
+                checks = tuple(_check(ctx, c, f"{where}.checks[{i}]")
+                               for i, c in enumerate(read_list(ctx, p["checks"], f"{where}.checks", single_ok=True)))
+        else:
+            planned = read_duration(ctx, value, where, allow_zero=name == "switch")
+        if name in WORKING_PHASES and not limit:
+            limit = planned * DEFAULT_LIMIT_FACTOR
+        if name == "validate" and not checks:
+            checks = tuple(CHECKS)
+        out.append(RunbookPhase(name, planned, limit, checks))
+    planned_total = sum(p.planned_s for p in out)
+    if planned_total >= room:
+        raise ctx.error(node, field, f"the runbook is planned to take {format_duration(planned_total)}, longer than "
+                                     f"the {format_duration(room)} left in the stage after cutover.at")
+    return tuple(out)
+
+
+#: The gate every runbook that can roll back gets unless the stage writes one on the same figure.
+ROLLED_BACK_GATE = "cutover_rolled_back == 0"
+
+
+def runbook_gates(ctx: ReadContext, node: yaml.Node, field: str, gates: tuple[Gate, ...],
+                  cutover: Cutover | None) -> tuple[Gate, ...]:
+    """The stage's gates, checked against its runbook: ``on_fail: rollback`` needs a cutover from the city portal
+    (after a migration there is nowhere to carry dossiers back to), and a runbook that may roll back (a validate
+    phase, or such a gate) gets the gate `ROLLED_BACK_GATE`: a rolled-back stage is NO-GO, whatever else passed."""
+    rollback = [g for g in gates if g.on_fail == "rollback"]
+    if rollback and (cutover is None or cutover.from_system != "city"):
+        where = "has no cutover" if cutover is None else f"moves units from {cutover.from_system} (a migration)"
+        raise ctx.error(node, f"{field}.gates", f"gate {rollback[0].name!r} has on_fail: rollback, but the stage "
+                                                f"{where}: only a cutover from the city portal can roll back")
+    if rollback and cutover is not None and cutover.phase("observe") is None:
+        raise ctx.error(node, f"{field}.cutover.phases", f"gate {rollback[0].name!r} has on_fail: rollback: the "
+                                                         f"runbook needs an observe phase (when it is judged)")
+    may_roll_back = cutover is not None and (rollback or cutover.phase("validate") is not None)
+    if not may_roll_back or any(g.metric == "cutover_rolled_back" for g in gates):
+        return gates
+    return gates + (parse_gate(ROLLED_BACK_GATE, name="runbook: not rolled back"),)
+
+
+def _check(ctx: ReadContext, node: yaml.Node, field: str) -> str:
+    name = read_text(ctx, node, field)
+    if name not in CHECKS:
+        raise ctx.error(node, field, unknown_choice("check", name, list(CHECKS)))
+    return name
 
 
 def _time_in_stage(ctx: ReadContext, node: yaml.Node, field: str, total_s: float) -> float:

@@ -46,12 +46,13 @@ import time
 from typing import Any
 
 import gevent
-from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..shared.status import ENDED_SQL
 from . import outbox
 from .context import agency_state, fault_state, now_iso, settings
 from .db import get_db, transaction
+from .doors import DOOR_MODES, closed_answer
 from .errors import BadRequest, Forbidden, InvalidField, error_body
 from .faults import CONNECTION_FAILED, EXEMPT_PREFIXES, SYSTEM_KINDS, Closed, FaultState, parse_fault
 from .importing import DOSSIER_COLUMNS, check_rows, write_rows
@@ -84,14 +85,9 @@ def _apply_faults() -> Any:
     if path.startswith(EXEMPT_PREFIXES):
         return None
     state = fault_state()
-    closed = state.closed
-    if closed is not None:
-        if closed.mode == "redirect":
-            target = closed.moved_to.rstrip("/") + request.full_path.rstrip("?")
-            response = redirect(target, code=308)
-            response.headers["X-Portal-Moved"] = closed.moved_to
-            return response
-        return _moved_body(closed), 503, {"Retry-After": str(closed.retry_after_s), "X-Portal-Moved": closed.moved_to}
+    answer = closed_answer(state.closed)  # closed, redirected or frozen (`rehearsal.portal.doors`)
+    if answer is not None:
+        return answer
     if not state.faults:
         return None
     endpoint = f"{request.method} {request.url_rule.rule if request.url_rule else path}"
@@ -123,10 +119,6 @@ def _link_fault(state: FaultState, path: str, endpoint: str) -> Any:
     elif path.startswith("/api/auth/vneid/") and state.hits("vneid-overload"):
         return jsonify(error_body("overloaded", CONNECTION_FAILED)), 503, {"Retry-After": "30"}
     return None
-
-
-def _moved_body(closed: Closed) -> Response:
-    return jsonify(moved_to=closed.moved_to, **error_body("moved", f"this portal has closed; use {closed.moved_to}"))
 
 
 # -- faults and the closed door ---------------------------------------------------
@@ -167,8 +159,8 @@ def close() -> Any:
     body = json_object(optional=True)
     mode = "503" if body.get("mode") in (None, "", 503) else text(body, "mode", max_len=10)  # 503 as a number too
     moved_to = text(body, "moved_to", required=False, max_len=2000)
-    if mode not in ("503", "redirect"):
-        raise InvalidField("expected 503 or redirect", "mode")
+    if mode not in DOOR_MODES:
+        raise InvalidField("expected 503, redirect or freeze", "mode")
     # It goes out in a header (X-Portal-Moved, Location): printable ASCII only.
     if moved_to is None or not moved_to.startswith(("http://", "https://")) or not moved_to.isascii() \
             or not moved_to.isprintable():

@@ -2,7 +2,8 @@
 
 `create_front_door_app(settings)` assembles the city portal's API
 (`rehearsal.portal.city`), the payment intermediary, the operator's calls
-(close and reopen with ``X-Portal-Moved``, faults) and the portal's own view
+(close and reopen with ``X-Portal-Moved``, freeze: no new dossiers while
+a cutover's runbook drains and validates, `rehearsal.portal.doors`; faults) and the portal's own view
 (health, stats, metrics, ``/openapi.json``), on the provincial system's
 database and with sessions and timings of its own: it is its own system to
 the people using it, and counts its own sessions.
@@ -31,7 +32,7 @@ from .settings import PortalSettings
 CITY_CODES = {"bad_request": 1, "missing_field": 2, "invalid_field": 3, "unauthorized": 4, "session_expired": 5,
               "payment_failed": 6, "forbidden": 7, "not_found": 8, "wrong_state": 9, "conflict": 10, "too_large": 11,
               "too_long": 12, "headers_too_large": 13, "method_not_allowed": 14, "moved": 20, "outage": 21,
-              "injected": 22, "internal": 99}
+              "injected": 22, "frozen": 23, "internal": 99}
 #: The city's names for the logical fields (the first part of a field's path).
 CITY_FIELDS = {"procedure_code": "maThuTuc", "unit_code": "maDonVi", "form": "thongTin", "client_ref": "maGiaoDich",
                "reason": "lyDo", "status": "trangThai", "dossier_id": "maHoSo", "Authorization": city.SESSION_HEADER}

@@ -22,7 +22,6 @@ wide tables scroll inside their own box, charts shrink to the width.
 from __future__ import annotations
 
 import html
-import math
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,14 +35,16 @@ from ..results.summary import read_summary_file
 from ..shared.formats import millis as _ms
 from ..shared.formats import number as _num
 from ..shared.formats import percent
-from ..shared.wards import FormerProvince, load_units
 from . import charts
 from .data import RunData, StageData, load_run
+from .runbook import runbook_panel, runbook_reason_html
+from .server_side import harness_banner, harness_flag, server_panel
 from .style import CSS
 from .style import figure as _figure
 from .style import tile as _tile
 from .sync import completion_national_tile, sessions_by_system_tile, sync_panel
 from .text import LANGS, TEXT
+from .units import few_dossiers_banner, few_dossiers_note, few_flag, rate_html, tile_note, unit_grid, worst_units
 
 
 def _gate_for(stage: dict[str, Any], metric: str) -> dict[str, Any] | None:
@@ -72,7 +73,7 @@ def _kpis(stage: dict[str, Any], t: dict[str, str]) -> str:
     sess_gate = _gate_for(stage, "sessions_peak_portal") or _gate_for(stage, "sessions_peak_harness")
     tiles = [
         _tile("completion_rate", t["completion"], percent(stage["completion_rate"]),
-              f"{t['target_short']} ≥ {percent(target)}",
+              " · ".join(x for x in (f"{t['target_short']} ≥ {percent(target)}", tile_note(stage, t)) if x),
               _state(_gate_for(stage, "completion_rate"),
                      None if target is None else stage["completion_rate"] >= target)),
         _tile("on_time_rate", t["on_time"], percent(stage.get("on_time_rate")), "", _state(_gate_for(stage, "on_time_rate"))),
@@ -113,70 +114,13 @@ def _gates(stage: dict[str, Any], t: dict[str, str], title: str | None = None) -
                                                   if g.get("detail") else "")
         if g.get("starved_s"):  # judged on a window in which the harness was starved: still the result, flagged
             label = f"{label} <span title='{e(t['starved_gate'])}' data-kpi='starved-gate'>⚠</span>"
+        label += few_flag(g, t)  # passed on too few dossiers to be sure
+        label += harness_flag(g, t)  # judged on a span whose latency is mostly the harness's own
         rows.append(f"<tr><td>{e(g['name']) + ' — ' if named else ''}<code>{e(g['expr'])}</code></td>"
                     f"<td>{_num(g['observed'])}</td><td>{expected}</td><td class='{css}'>{label}</td></tr>")
     return (f"<h3>{title or t['gates']}</h3><div class='wrap'><table><tr><th>{t['gate']}</th>"
             f"<th>{t['observed']}</th><th>{t['expected']}</th><th>{t['result']}</th></tr>{''.join(rows)}"
             f"</table></div>")
-
-
-def _unit_class(rate: float | None, submitted: int, in_stage: bool, target: float) -> int:
-    if not in_stage:
-        return 4
-    if not submitted or rate is None:
-        return 3
-    if rate >= target:
-        return 0
-    return 1 if rate >= target - 0.10 else 2
-
-
-def _unit_grid(stage: dict[str, Any], t: dict[str, str]) -> str:
-    e = html.escape
-    results = stage.get("unit_results", {})
-    # `unit_codes` says which units took part; an older summary without it: those with results, or all 168.
-    codes = stage.get("unit_codes")
-    in_stage = set(codes) if codes else ({int(c) for c in results} if stage.get("units") != 168 else None)
-    target = stage.get("completion_target") or DEFAULT_COMPLETION_TARGET
-    out = [f"<h3>{t['unit_grid']}</h3>"]
-    units = load_units()
-    for province in FormerProvince:
-        cells = []
-        group = [u for u in units if u.former_province == province]
-        for u in group:
-            r = results.get(str(u.code), {})
-            sub, done, rate = r.get("submitted", 0), r.get("complete", 0), r.get("completion_rate")
-            withdrawn = r.get("withdrawn", 0)  # out of the rate's count: done / (sub - withdrawn)
-            taking_part = in_stage is None or u.code in in_stage
-            cls = _unit_class(rate, sub, taking_part, target)
-            tip = (f"{u.code} {u.name}: {done}/{sub - withdrawn} {percent(rate)}"
-                   + (f" · {t['withdrawn_short']} {withdrawn}" if withdrawn else "") if sub
-                   else f"{u.code} {u.name}: {t['no_dossiers'] if taking_part else t['not_in_stage']}")
-            label = "" if rate is None else f"{math.floor(rate * 100 + 1e-9):.0f}"
-            cells.append(f"<div class='cell c{cls}' title='{e(tip)}' data-unit='{u.code}'>{label}</div>")
-        out.append(f"<div class='muted'>{e(t[province.value])} — {len(group)} {t['units']}</div>"
-                   f"<div class='grid'>{''.join(cells)}</div>")
-    legend = t["legend"].split(" · ")
-    out.append("<div class='legend'>" + "".join(f"<i class='c{i}'></i>{e(x)}" for i, x in enumerate(legend))
-               + "</div>")
-    return "".join(out)
-
-
-def _worst_units(stage: dict[str, Any], t: dict[str, str], scale: float, limit: int = 20) -> str:
-    e = html.escape
-    names = {u.code: u.name for u in load_units()}
-    rows = sorted(((int(c), r) for c, r in stage.get("unit_results", {}).items() if r.get("submitted")),
-                  key=lambda cr: (cr[1]["completion_rate"] if cr[1]["completion_rate"] is not None else 2.0,
-                                  -cr[1]["submitted"]))
-    body = []
-    for code, r in rows[:limit]:
-        med = r.get("median_complete_s")
-        med_txt = "–" if med is None else f"{med * scale / 60:,.0f} min"
-        body.append(f"<tr><td>{code} {e(names.get(code, ''))}</td><td>{r['submitted']:,}</td><td>{r['complete']:,}</td>"
-                    f"<td>{r.get('withdrawn', 0):,}</td><td>{percent(r['completion_rate'])}</td><td>{med_txt}</td></tr>")
-    return (f"<h3>{t['worst']}</h3><div class='wrap'><table class='worst'><tr><th>{t['unit']}</th>"
-            f"<th>{t['submitted']}</th><th>{t['complete']}</th><th>{t['withdrawn_short']}</th><th>{t['rate']}</th>"
-            f"<th>{t['median_ttc']}</th></tr>"
-            f"{''.join(body)}</table></div>")
 
 
 def _top_errors(data: StageData | None, t: dict[str, str], limit: int = 10) -> str:
@@ -252,7 +196,8 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
     e = html.escape
     out = [f"<h2 id='stage-{e(stage['name'])}'>{e(stage['name'])} <span class='verdict {e(stage['verdict'])}'>"
            f"{e(stage['verdict'])}</span> <span class='muted'>{stage['units']} {t['units']}</span></h2>",
-           _kpis(stage, t), _gates(stage, t), _cutover_and_markers(stage, t)]
+           runbook_reason_html(stage, t), _kpis(stage, t), few_dossiers_note(stage, t), _gates(stage, t),
+           _cutover_and_markers(stage, t), runbook_panel(stage, t, draw)]  # the runbook: planned against actual
     if stage.get("reconciled") is False:
         out.insert(1, f"<p class='fail'>{t['not_reconciled']}</p>")
     if stage.get("aborted"):
@@ -265,14 +210,16 @@ def _stage_html(stage: dict[str, Any], data: StageData | None, t: dict[str, str]
     if draw and data is not None:
         target = stage.get("completion_target") or DEFAULT_COMPLETION_TARGET
         out.append(f"<h3>{t['over_time']}</h3><div class='charts'>")
-        out.append(_figure(charts.completion_chart(data, scale, target, labels), t["completion_over_time"]))
+        band = stage.get("completion_over_time")  # the rate's 95 % interval as it went
+        out.append(_figure(charts.completion_chart(data, scale, target, labels, band), t["completion_over_time"]))
         out.append(_figure(charts.sessions_chart(data, scale, labels), t["sessions_over_time"]))
         out.append(_figure(charts.throughput_chart(data, scale, labels), t["throughput"]))
         out.append(_figure(charts.latency_chart(data, scale, labels), t["latency"]))
         out.append("</div>")
+    out.append(server_panel(stage, data, t, scale, draw))  # client and server latency side by side
     out.append(sync_panel(stage, data, t, scale, draw))
-    out.append(_unit_grid(stage, t))
-    out.append(_worst_units(stage, t, scale))
+    out.append(unit_grid(stage, t))
+    out.append(worst_units(stage, t, scale))
     if draw and data is not None:
         out.append("<div class='charts'>")
         out.append(_figure(charts.funnel_chart(stage["dossiers"].get("by_status", {}), labels), t["funnel"]))
@@ -297,7 +244,7 @@ def _comparison(stages: list[dict[str, Any]], t: dict[str, str], draw: bool) -> 
         total = s.get("requests_total") or {}
         rows.append(f"<tr><td><a href='#stage-{e(s['name'])}'>{e(s['name'])}</a></td>"
                     f"<td><span class='verdict {e(s['verdict'])}'>{e(s['verdict'])}</span></td><td>{s['units']}</td>"
-                    f"<td>{percent(s['completion_rate'])}</td><td>{s['sessions']['peak_harness']:,} · "
+                    f"<td>{rate_html(s)}</td><td>{s['sessions']['peak_harness']:,} · "
                     f"{s['sessions']['peak_portal']:,}</td><td>{_ms(total.get('p95_ms'))}</td>"
                     f"<td>{percent(s.get('error_rate'))}</td><td>{s['dossiers']['lost']:,}</td>"
                     f"<td>{_num(s['dossiers'].get('unsynced'))}</td><td>{_sync_p95(s)}</td></tr>")
@@ -330,6 +277,8 @@ def render(summary: dict[str, Any], data: RunData | None = None, lang: str = "vi
     if starved_s:  # under the verdict: the verdict stands, but what it was measured on is in doubt
         body.append(f"<div class='banner' style='background:#9a6700' data-kpi='starved-run'><b>⚠</b>"
                     f"<span>{e(t['starved_run'].format(seconds=_num(starved_s)))}</span></div>")
+    body.append(harness_banner(stages, t))  # as for a starved harness: the verdict stands, its latency is ours
+    body.append(few_dossiers_banner(summary, t))  # a GO that rests on too few dossiers
     if verdict == "INCOMPLETE":
         body.append(f"<p class='fail'>{t['incomplete']}</p>")
     for err in summary.get("errors", []):

@@ -6,10 +6,10 @@ migrated; the ledger has every failed request and every session lost and
 re-established; the national portal's export says which migrated dossiers
 it really holds and how far they have got.
 
-**Interruption window**: from the first failed request at or after the
-close to the last failed request of the same burst (failures no more than
-`BURST_GAP_S` wall seconds apart), in wall seconds; 0 if nothing failed.
-Failures long after the switch belong to something else and are not counted.
+**Interruption window** (`rehearsal.results.interruption`): the burst of
+failed requests after the close, in wall seconds; 0 if nothing failed. A
+runbook's phases and its rollback (`rehearsal.results.runbook`) join the
+same entry.
 """
 
 from __future__ import annotations
@@ -20,27 +20,9 @@ from typing import Any
 
 from ..shared.status import COMPLETE
 from .ledger import Event
+from .interruption import interruption
+from .runbook import runbook_summary
 from .stage_files import read_cutover
-
-#: Two failed requests further apart than this (wall seconds) are not one interruption.
-BURST_GAP_S = 10.0
-#: A failure this long before the recorded close still belongs to it (clocks of two processes).
-CLOCK_SLACK_S = 1.0
-
-
-def interruption(failures: Iterable[float], closed_at: float) -> tuple[float, int, float | None, float | None]:
-    """(window seconds, failed requests in it, first, last) of the burst of failures after `closed_at`."""
-    times = sorted(t for t in failures if t >= closed_at - CLOCK_SLACK_S)
-    if not times:
-        return 0.0, 0, None, None
-    first = last = times[0]
-    count = 1
-    for t in times[1:]:
-        if t - last > BURST_GAP_S:
-            break
-        last, count = t, count + 1
-    return round(last - first, 3), count, first, last
-
 
 def cutover_summary(stage_dir: Path, events: Iterable[Event], national_rows: Iterable[dict[str, Any]]
                     ) -> dict[str, Any] | None:
@@ -48,6 +30,7 @@ def cutover_summary(stage_dir: Path, events: Iterable[Event], national_rows: Ite
     record = read_cutover(stage_dir)
     if record is None:
         return None
+    events, rows = list(events), list(national_rows)
     failures, lost, restored, moved = [], 0, 0, 0
     for e in events:
         kind = e.get("kind")
@@ -59,7 +42,7 @@ def cutover_summary(stage_dir: Path, events: Iterable[Event], national_rows: Ite
             restored += 1
         elif kind == "portal_moved":
             moved += 1
-    national = {r["id"]: r for r in national_rows}
+    national = {r["id"]: r for r in rows}
     ids = record.get("ids", [])
     found = [i for i in ids if i in national]
     out: dict[str, Any] = {
@@ -78,4 +61,5 @@ def cutover_summary(stage_dir: Path, events: Iterable[Event], national_rows: Ite
         window, count, first, last = interruption(failures, float(record["closed_at"]))
         out.update(interruption_s=window, interruption_failures=count, interruption_first=first,
                    interruption_last=last)
+    out.update(runbook_summary(record, events, rows))  # the phases, planned against actual; the rollback
     return out

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..plan.gate_language import GATE_METRICS, Gate
+from ..plan.gate_language import BOUNDS, GATE_METRICS, INTERVAL_METRICS, Gate
 from ..shared.status import completion_rate
 from .gates import GateData, measure
 from .latency import read_latency
+from .runbook import runbook_figures
+from .server_latency import server_gate_fields
 from .stage_files import read_timeseries
 from .starved import stage_windows
 from .sync import read_sync_steps
@@ -40,6 +43,7 @@ def stage_figures(stage: dict[str, Any]) -> dict[str, float | None]:
         "withdrawn_dossiers": d.get("withdrawn", 0) if reconciled else None,
         "interruption_s": cut.get("interruption_s"),
         "migration_found_rate": cut.get("migration_found_rate"),
+        **runbook_figures(stage.get("cutover")),  # the cutover's runbook (`rehearsal.results.runbook`)
         "arrivals_dropped": stage.get("arrivals_dropped", 0),
         # Two systems (`rehearsal.results.threeway`); absent from a single portal's run: not measured.
         "unsynced_dossiers": d.get("unsynced") if reconciled else None,
@@ -71,7 +75,8 @@ def gate_data(stage_dir: Path, stage: dict[str, Any], time_scale: float) -> Gate
                     starved=stage_windows(stage_dir, series), sync_rows=sync_rows or [],
                     sync_unknown=_sync_unknown(stage, sync_rows),
                     codes={"unsynced_dossiers": stage.get("unsynced_codes") or [],
-                           "not_delivered_dossiers": stage.get("not_delivered_codes") or []})
+                           "not_delivered_dossiers": stage.get("not_delivered_codes") or []},
+                    **server_gate_fields(stage_dir, log.rows))
 
 
 def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float) -> GateData:
@@ -119,7 +124,10 @@ def run_gate_data(run_dir: Path, stages: list[dict[str, Any]], time_scale: float
                     sync_unknown="" if any(not p.sync_unknown for p in parts) else
                     next((p.sync_unknown for p in parts), "sync lag unknown: no stage"),
                     codes={k: [c for p in parts for c in p.codes.get(k, ())]
-                           for k in ("unsynced_dossiers", "not_delivered_dossiers")})
+                           for k in ("unsynced_dossiers", "not_delivered_dossiers")},
+                    server_rows=sorted((r for p in parts for r in p.server_rows), key=lambda r: r["t"]),
+                    server_unknown="" if any(not p.server_unknown for p in parts) else
+                    next((p.server_unknown for p in parts), "server side unknown: no stage"))
 
 
 def _probe(metric: str, filters: tuple[tuple[str, str], ...] = ()) -> Gate:
@@ -130,6 +138,7 @@ def figures_of(data: GateData, gates: Iterable[Gate] = ()) -> dict[str, float]:
     """Every figure a baseline keeps for one stage (or the run): standard ones, per request type, the gates'."""
     out: dict[str, float] = {}
     probes = [_probe(m) for m in GATE_METRICS]
+    probes += [replace(_probe(m), bound=b) for m in sorted(INTERVAL_METRICS) for b in BOUNDS]  # rates' intervals
     for name in sorted({r["name"] for r in data.latency_rows}):
         probes += [_probe(m, (("name", name),)) for m in REQUEST_FIGURES]
     probes += [g for g in gates]

@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from ..plan.gate_language import DOSSIER_METRICS, REQUEST_METRICS, Gate
+from ..plan.gate_language import DOSSIER_METRICS, INTERVAL_METRICS, REQUEST_METRICS, SERVER_METRICS, Gate
+from ..plan.runbook import RUNBOOK_METRICS
 from ..shared.formats import number
 from ..shared.status import completion_rate
 from ..shared.wards import units_by_code
+from .completion import bound_value, summed_counts, thin_note
+from .server_latency import measure_server
+from .runbook import runbook_value
 from .windows import SYNC_LAG_METRICS, WindowedFigure, is_series_metric
 
 #: Dossier metrics of two systems: the unit_results key each sums (and the codes a gate names).
@@ -62,6 +66,11 @@ class GateResult:
     """Where the figure comes from when it helps: the worst window, no data, the abort."""
     starved_s: float | None = None
     """Seconds the harness was starved inside the span judged (`rehearsal.results.starved`); None if not."""
+    few_dossiers: bool = False
+    """A completion rate that passed on a 95 % interval wider than `rehearsal.results.completion.WIDE_INTERVAL`."""
+    harness_ms: float | None = None
+    """Client − server ms of the figure when the span judged is mostly the harness's own
+    (`rehearsal.results.generator_share`); None if not."""
 
     @property
     def passed(self) -> bool | None:
@@ -69,7 +78,8 @@ class GateResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "expr": self.expr, "observed": self.observed, "passed": self.passed,
-                "status": self.status, "expected": self.expected, "detail": self.detail, "starved_s": self.starved_s}
+                "status": self.status, "expected": self.expected, "detail": self.detail, "starved_s": self.starved_s,
+                "harness_ms": self.harness_ms, "few_dossiers": self.few_dossiers}
 
 
 @dataclass
@@ -97,6 +107,10 @@ class GateData:
     """Why sync lag cannot be measured (a run before the two systems, no receipt times); "" when it can."""
     codes: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Codes behind a whole-stage count (``unsynced_dossiers``, ``not_delivered_dossiers``), for the detail."""
+    server_rows: Sequence[dict[str, Any]] = ()
+    """The systems' own latency rows, named as our requests (`rehearsal.results.server_latency`), in time order."""
+    server_unknown: str = ""
+    """Why the server side cannot be judged (a real target without ``/api/timings``); "" when it can."""
 
 
 def named_codes(count: float | None, codes: Sequence[str]) -> str:
@@ -124,8 +138,43 @@ def _unit_matches(gate: Gate, code: int) -> bool:
     return True
 
 
+def _rate_counts(gate: Gate, data: GateData) -> tuple[int, int, int] | str:
+    """(complete, submitted, withdrawn) behind a completion rate gate, or why there are none."""
+    m, f = gate.metric, data.figures
+    national = m == "completion_rate_national"
+    if not gate.filters and f.get(m) is None:
+        return "not reconciled with the national portal" if national else "not reconciled"
+    if not gate.filters and not national:  # the stage's (or run's) own counts: exact without unit_results
+        return (int(f.get("complete_dossiers") or 0), int(f.get("submitted_dossiers") or 0),
+                int(f.get("withdrawn_dossiers") or 0))
+    chosen = [u for code, u in data.units.items() if _unit_matches(gate, int(code))]
+    if not chosen:
+        return "no unit of the stage matches the filter"
+    if national and any("complete_national" not in u for u in chosen):
+        return "not reconciled with the national portal"
+    return summed_counts(chosen, national=national)
+
+
+def _bound_value(gate: Gate, data: GateData) -> tuple[float | None, str]:
+    """``completion_rate.lower`` …: a bound of the rate's 95 % interval, from the same counts as the rate."""
+    counts = _rate_counts(gate, data)
+    return (None, counts) if isinstance(counts, str) else bound_value(str(gate.bound), *counts)
+
+
+def _few_dossiers(gate: Gate, result: GateResult, data: GateData) -> GateResult:
+    """A completion rate gate that passed on an interval wider than `WIDE_INTERVAL` says so: a GO on too few."""
+    if result.status != "passed" or gate.bound or gate.metric not in INTERVAL_METRICS:
+        return result
+    counts = _rate_counts(gate, data)
+    note = "" if isinstance(counts, str) else thin_note(*counts)
+    return replace(result, detail="; ".join(x for x in (result.detail, note) if x), few_dossiers=True) if note \
+        else result
+
+
 def _dossier_value(gate: Gate, data: GateData) -> tuple[float | None, str]:
     m = gate.metric
+    if gate.bound:
+        return _bound_value(gate, data)
     if not gate.filters:
         value = data.figures.get(m)
         if value is None and (m in TWO_SYSTEM_KEYS or m == "completion_rate_national"):
@@ -166,7 +215,11 @@ def measure_all(gates: Sequence[Gate], data: GateData) -> list[tuple[float | Non
     """
     out: list[tuple[float | None, str] | None] = [None] * len(gates)
     figures: list[tuple[int, Gate, WindowedFigure]] = []
+    for i, value in measure_server([(i, g) for i, g in enumerate(gates) if g.metric in SERVER_METRICS], data):
+        out[i] = value  # the systems' own timings (`rehearsal.results.server_latency`)
     for i, gate in enumerate(gates):
+        if out[i] is not None:
+            continue
         if gate.metric in SYNC_LAG_METRICS and data.sync_unknown:
             out[i] = (None, data.sync_unknown)
         elif gate.metric in SYNC_LAG_METRICS or is_series_metric(gate.metric):
@@ -179,6 +232,8 @@ def measure_all(gates: Sequence[Gate], data: GateData) -> list[tuple[float | Non
         elif gate.metric in DOSSIER_METRICS or gate.metric in TWO_SYSTEM_KEYS \
                 or gate.metric == "completion_rate_national":
             out[i] = _dossier_value(gate, data)
+        elif gate.metric in RUNBOOK_METRICS:
+            out[i] = runbook_value(gate, data.figures)  # a phase of the cutover's runbook
         elif gate.metric not in REQUEST_METRICS:
             out[i] = (data.figures.get(gate.metric), "")
         elif data.start is None:
@@ -244,7 +299,7 @@ def evaluate(gates: Iterable[Gate], data: GateData, *, baseline: Mapping[str, An
              baseline_name: str | None = None) -> list[GateResult]:
     """Each gate against `data`; `baseline` is the baseline's figures for this stage (gate key -> value)."""
     gates = list(gates)
-    return [judge(g, *m, baseline=baseline, baseline_name=baseline_name)
+    return [_few_dossiers(g, judge(g, *m, baseline=baseline, baseline_name=baseline_name), data)
             for g, m in zip(gates, measure_all(gates, data))]
 
 

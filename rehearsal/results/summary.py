@@ -14,10 +14,14 @@ from typing import Any
 from ..errors import RunError
 from ..plan import Stage
 from ..plan.gate_language import Gate
+from .completion import completion_intervals
 from .figures import gate_data, run_gate_data  # noqa: F401  (run_gate_data: the runner judges run gates)
 from .gates import GateData, GateResult, evaluate, verdict_of
-from .latency import stage_latency
+from .generator_share import mark_generator
+from .latency import read_latency, stage_latency
 from .reconcile import Reconciliation
+from .runbook import runbook_reason
+from .server_latency import add_server_figures
 from .stage_files import read_abort, read_locust_stats, read_markers, read_timeseries
 from .starved import mark_starved, stage_starved
 from .sync import read_sync_steps, sessions_by_system, sync_summary
@@ -94,7 +98,8 @@ def judge_stage(gates: tuple[Gate, ...] | list[Gate], data: GateData, *, baselin
                               f"aborted the stage at {aborted.get('at_s', 0):.0f} s (simulated)"
                               + (f"; {aborted['detail']}" if aborted.get("detail") else ""))
                    if r.name == aborted.get("gate") else r for r in results]
-    return mark_starved(gates, results, data)  # a figure measured while the harness was starved says so
+    results = mark_starved(gates, results, data)  # a figure measured while the harness was starved says so
+    return mark_generator(gates, results, data)  # and one that is mostly the harness's own time
 
 
 def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
@@ -169,6 +174,8 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
     both = two_systems_figures(rec, stage_dir, series, time_scale)
     out["dossiers"].update(both.pop("dossiers", {}))
     out.update(both)
+    out.update(completion_intervals(out, series))  # every completion rate with its 95 % interval
+    add_server_figures(out, stage_dir, read_latency(stage_dir / "latency.jsonl").rows)  # the systems' own side
     aborted = read_abort(stage_dir)
     if aborted:
         out["aborted"] = aborted
@@ -177,6 +184,9 @@ def stage_summary(stage: Stage, stage_dir: Path, rec: Reconciliation | None, *,
     out["gates"] = [g.as_dict() for g in gates]
     if (finished or aborted) and rec is not None:
         out["verdict"] = "GO" if verdict_of(gates) else "NO-GO"
+    reason = runbook_reason(cutover)  # NO-GO (rolled back: why): the verdict key stays GO / NO-GO / INCOMPLETE
+    if reason:
+        out["verdict_reason"] = reason
     return out
 
 

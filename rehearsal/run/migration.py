@@ -28,9 +28,10 @@ def open_dossiers(base: str, *, token: str | None = None, page: int = 1000) -> l
 
 
 def admin_call(base: str, method: str, path: str, body: Any = None, *, token: str | None = None,
-               timeout: float = 60.0) -> Any:
-    """One admin request to a portal; the parsed JSON answer. Raises OSError on failure."""
-    headers = {"Content-Type": "application/json"}
+               timeout: float = 60.0, headers: dict[str, str] | None = None) -> Any:
+    """One admin request to a portal (`headers` added: a session for a smoke journey); the parsed JSON answer.
+    Raises OSError on failure."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token:
         headers["X-Admin-Token"] = token
     data = None if body is None else json.dumps(body).encode()
