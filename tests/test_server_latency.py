@@ -253,3 +253,11 @@ def test_a_latency_gate_on_a_span_that_is_mostly_the_harnesss_own_is_marked(tmp_
     stages = [{"name": "s", "server_latency": {"generator": {"over": True, "client_p95_ms": 120.0,
                                                              "server_p95_ms": 1.0}}}]
     assert harness_note(stages) == "latency mostly the harness's own: s client p95 120 ms, server 1 ms"
+
+
+def test_the_reference_systems_timing_words_have_a_vietnamese_rendering() -> None:
+    """The Vietnamese report says what the server's time covers in Vietnamese, not in the portal's English."""
+    from rehearsal.portal.ops import TIMING_COVERS
+    from rehearsal.report.server_side import COVERS_VI
+
+    assert TIMING_COVERS in COVERS_VI and "accept" in COVERS_VI[TIMING_COVERS]
