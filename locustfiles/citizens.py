@@ -49,6 +49,22 @@ _GIVEN = ("An", "Bình", "Chi", "Dũng", "Hà", "Hương", "Khoa", "Lan", "Minh"
 _WITHDRAW_REASON = "Công dân không còn nhu cầu"
 
 
+def citizen_id(ids: list[str], rank: int, serial: int, identity: int, visit: int) -> str:
+    """The ID number a citizen user signs in as on its `visit`.
+
+    With the target's test identities, a user keeps one (``ids[identity]``:
+    a returning citizen filing again), so no two users share one while there
+    are at least as many identities as citizen users. Made up, it is ``079``
+    (HCMC) then the worker's rank (2 digits), the user's serial in its
+    process (5) and the visit (2): unique across every process, workers that
+    join mid-stage included, and a new person each visit (the 101st visit is
+    the 1st's person again, long after that one signed out).
+    """
+    if ids:
+        return ids[identity % len(ids)]
+    return f"079{rank % 100:02d}{serial % 100_000:05d}{visit % 100:02d}"
+
+
 class CitizenUser(PortalUser):
     """A citizen filing one dossier per visit and following it to its result."""
 
@@ -57,7 +73,7 @@ class CitizenUser(PortalUser):
 
     def on_start(self) -> None:
         self.spread_start()
-        self.identity = self.ctx.next_identity("citizen")
+        self.identity, self.serial = self.ctx.next_person("citizen")
         stage = self.ctx.stage
         self.home_unit = stage.units[self.identity % len(stage.units)]
         self.first_place = self.place(self.ctx.systems.start("citizen", self.home_unit, stage))
@@ -108,11 +124,7 @@ class CitizenUser(PortalUser):
 
     def sign_in(self) -> None:
         self.visit += 1
-        ids = self.ctx.citizen_ids
-        if ids:  # the target's test identities, each citizen its own
-            self.citizen = ids[(self.identity + (self.visit - 1) * self.ctx.worker_count) % len(ids)]
-        else:
-            self.citizen = "079" + f"{self.identity:05d}{self.visit % 10000:04d}"[-9:]
+        self.citizen = citizen_id(self.ctx.citizen_ids, self.ctx.worker_index, self.serial, self.identity, self.visit)
         self.portal.sign_in(self.citizen)
 
     def restore_session(self) -> bool:

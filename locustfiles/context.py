@@ -44,19 +44,22 @@ class RunContext:
     #: Officer usernames by unit, and citizen ID numbers, from the target's accounts files (empty: made up).
     officer_accounts: dict[int, list[str]] = field(default_factory=dict)
     citizen_ids: list[str] = field(default_factory=list)
-    #: Rank of this process among the workers the master started the stage with (0 when local), and
-    #: their number: both from the master, at test_start (see the locustfile's ``_on_test_start``).
+    #: Rank of this process among the workers (0 when local; past the others for one that joined
+    #: mid-stage), and their number when it started: both from the master, at test_start (see the
+    #: locustfile's ``_on_test_start``).
     worker_index: int = 0
     worker_count: int = 1
-    #: Wall-clock time the stage started (set at test_start).
+    #: Wall-clock time the stage started, on this process's clock (set at test_start; on a worker,
+    #: from how far into the stage the master was: the locustfile's ``STAGE_CLOCK``).
     started_at: float = 0.0
     #: The systems that said they moved (a front door closed at a cutover): their URL -> where they moved.
     moves: dict[str, str] = field(default_factory=dict)
     #: Checks an address a portal says it moved to (`locustfiles.fence.Fence.follow`, set by the
     #: locustfile): its normalised form, or None when the allowed list refuses it and users stay.
     follow: Any = None
-    #: Open model: arrivals waiting for an idle citizen (set at test_start).
+    #: Open model: arrivals waiting for an idle citizen, and the greenlet scheduling them (set at test_start).
     arrivals: Any = None
+    arrivals_loop: Any = None
     #: Freezes the heap as users grow (`rehearsal.shared.heap.HeapFreezer`), set at test_start.
     heap: Any = None
     #: Hands out officer accounts (`locustfiles.slots.SlotBroker`), set by the locustfile.
@@ -115,6 +118,8 @@ class RunContext:
         old_url = old_url.rstrip("/")
         if url is None or url == old_url or self.moves.get(old_url) == url:
             return False
+        if self.moves.get(url) == old_url:
+            del self.moves[url]  # a move back (a rolled-back cutover) undoes the move there
         self.moves[old_url] = url
         return True
 
@@ -131,9 +136,22 @@ class RunContext:
 
     # -- who is who ---------------------------------------------------------
     def next_identity(self, kind: str) -> int:
-        """A number unique across all worker processes for this user kind.
+        """A number dense across all worker processes for this user kind (it spreads users over units).
 
         Each process numbers its own users 0, 1, 2, …; interleaving them by
-        worker index keeps the numbers unique and dense across workers.
+        worker rank keeps the numbers unique and dense across the workers the
+        stage started with. A worker that joins later has a rank past them
+        (the master ranks it as it connects), so its numbers may meet others':
+        they only choose home units. What must be unique goes through
+        `next_person` instead.
         """
-        return next(self._counters[kind]) * self.worker_count + self.worker_index
+        return self.next_person(kind)[0]
+
+    def next_person(self, kind: str) -> tuple[int, int]:
+        """(identity, serial): `next_identity`'s number, and this process's own count of that kind.
+
+        The pair (``worker_index``, serial) is unique across every process of
+        the stage, late joiners included: a citizen's ID number is made of it.
+        """
+        serial = next(self._counters[kind])
+        return serial * self.worker_count + self.worker_index, serial

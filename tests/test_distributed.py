@@ -154,9 +154,9 @@ def test_remote_workers_share_the_identities_and_the_arrival_rate(tmp_path: Path
     submitted = [e for e in read_events(run_dir / "ledger" / "remote.jsonl") if e["kind"] == "submitted"]
     citizens = [e["citizen"] for e in submitted]
     assert len(citizens) == len(set(citizens)) > 0, "a citizen identity was used by both workers"
-    # Citizen numbers interleave by worker (identity = n * workers + rank; the id is 079, the identity
-    # in 5 digits, the visit in 4): both workers ran visits.
-    assert {int(c[3:8]) % 2 for c in citizens} == {0, 1}
+    # A made-up id number is 079, the worker's rank (2 digits), the user's serial in its process (5) and
+    # the visit (2): both workers ran visits, under ranks 0 and 1.
+    assert {int(c[3:5]) for c in citizens} == {0, 1}
     # Every arrival is a visit (whose first request is the VNeID OTP) or is dropped for want of an idle
     # citizen. 4/min over a 30-minute window is 120 expected: Poisson, so sd = sqrt(120) ~ 11; four sd
     # either side fails a correct run about once in 16,000, and each worker taking the whole rate
@@ -164,3 +164,37 @@ def test_remote_workers_share_the_identities_and_the_arrival_rate(tmp_path: Path
     expected = 4 * 30
     arrivals = stage["latency"]["requests"]["POST /api/auth/vneid/otp"]["count"] + stage["arrivals_dropped"]
     assert abs(arrivals - expected) <= 4 * math.sqrt(expected), (arrivals, expected)
+
+
+def test_a_worker_that_joins_mid_stage_brings_citizens_of_its_own(tmp_path: Path) -> None:
+    """A worker joining after the start is ranked as it connects: its citizens are new people, not
+    another worker's (the master hands it users; their made-up id numbers carry its rank)."""
+    port = free_port()
+    plan = tmp_path / "dist.yaml"
+    plan.write_text(PLAN.replace("duration: 60m", "duration: 150m"), encoding="utf-8")  # room to join, busy or not
+    reports = tmp_path / "reports"
+    run = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--workers", "2",
+                            "--master-bind", f"127.0.0.1:{port}", "--reports-dir", str(reports)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        run_dir = wait_for_filing(reports, "dist", 5, run)
+        late = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "worker", str(plan), "--master",
+                                 f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+        out, err = run.communicate(timeout=240)
+        late_out, late_err = late.communicate(timeout=60)
+    finally:
+        for proc in (run, locals().get("late")):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    (tmp_path / "late.out").write_text(late_out + late_err, encoding="utf-8")
+    assert run.returncode == 0, out + err
+    stage, filed, on_portal = _accounting(run_dir)
+    # Locust hands the late worker users by stopping some elsewhere, mid-request if need be: a dossier
+    # filed in that instant is on the portal with its answer lost (no ledger line). Never the reverse.
+    assert stage["workers"]["peak"] == 3 and filed <= on_portal and stage["dossiers"]["lost"] == 0, \
+        (stage["workers"], late_out + late_err)
+    assert len(on_portal - filed) <= len(stage["unit_codes"]) * 2 + 40 // 3, on_portal - filed
+    citizens = [e["citizen"] for e in read_events(run_dir / "ledger" / "dist.jsonl") if e["kind"] == "submitted"]
+    assert len(citizens) == len(set(citizens)), "a citizen identity was used twice"
+    assert {int(c[3:5]) for c in citizens} == {0, 1, 2}, "the late worker's citizens filed under their own rank"

@@ -349,8 +349,8 @@ def test_no_dossier_is_lost_when_a_host_is_cut_off(delayed_and_cut: Run) -> None
     filed = {e["id"]: e["citizen"] for e in ledger if e["kind"] == "submitted"}
     on_portal = run.portal_dossiers()
     assert stage["dossiers"]["lost"] == 0 and set(filed) <= set(on_portal)
-    # Citizens are numbered by worker rank (identity = n × workers + rank: digits 4-8 of the id number).
-    rank = {c: int(c[3:8]) % 2 for c in on_portal.values()}
+    # A made-up id number carries its worker's rank (digits 4-5: locustfiles.citizens.citizen_id).
+    rank = {c: int(c[3:5]) for c in on_portal.values()}
     after_cut = {rank[e["citizen"]] for e in ledger if e["kind"] == "submitted" and e["t"] > run.cut_at + 1}
     assert len(after_cut) == 1, "after the cut only host c's citizens file"
     (rank_c,) = after_cut

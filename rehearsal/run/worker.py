@@ -18,6 +18,16 @@ master tells each the portal, the officers' password variable, its rank and
 how many workers there are. Workers on another machine need a target both
 machines can reach: the embedded reference portal listens on the run
 machine's loopback only.
+
+Started while a stage runs, its processes join it: the master ranks each as
+it connects (past the others: its citizens are new people), tells it how far
+into the stage it is, and hands it its share of the users, which Locust
+takes from the other workers by stopping them, mid-request if need be. A
+dossier filed in that instant is on the portal without its ``submitted``
+line in the ledger (its answer was lost with the user): reconciliation
+counts only the ledger's dossiers, so it is neither lost nor duplicated, and
+a portal holding a few more dossiers than the ledger after a join is that
+(`locustfiles.locustfile._rank_late_worker`).
 """
 
 from __future__ import annotations
