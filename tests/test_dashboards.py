@@ -21,6 +21,7 @@ import pytest
 from conftest import ensure_system_package, free_port
 
 from rehearsal.report.page import build_report
+from rehearsal.results.completion import interval_text
 from rehearsal.shared.formats import percent
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,6 +196,10 @@ def test_live_view_during_the_run_and_after(run: dict) -> None:
     assert after["current"]["completion_rate"] == stage["completion_rate"]
     assert f">{percent(stage['completion_rate'])}<" in run["after_dom"]
     assert "Tỷ lệ hồ sơ hoàn thành" in run["after_dom"]
+    # With its 95 % interval, as the report writes it, live and after.
+    ci = interval_text(stage["completion_rate_lower"], stage["completion_rate_upper"])
+    assert after["current"]["ci"] == ci and f"KTC 95 % {ci}" in run["after_dom"]
+    assert live["current"]["ci"] and "KTC 95 % " in run["live_dom"]
 
 
 def test_locust_web_ui_has_the_rehearsal_tabs(run: dict) -> None:

@@ -181,6 +181,9 @@ def test_last_scraped_values_equal_the_summary(scraped) -> None:
     for state in ("submitted", "complete", "lost", "duplicated", "withdrawn"):
         assert dossiers[(("stage", name), ("state", state))] == st["dossiers"][state], state
     assert prom.value("rehearsal_completion_rate") == {(("stage", name),): st["completion_rate"]}
+    bounds = prom.value("rehearsal_completion_rate_bound")
+    assert bounds[(("bound", "lower"), ("stage", name))] == pytest.approx(st["completion_rate_lower"], abs=1e-6)
+    assert bounds[(("bound", "upper"), ("stage", name))] == pytest.approx(st["completion_rate_upper"], abs=1e-6)
     peaks = prom.value("rehearsal_sessions_peak")
     assert peaks[(("counted_by", "harness"), ("stage", name))] == st["sessions"]["peak_harness"]
     assert peaks[(("counted_by", "portal"), ("stage", name))] == st["sessions"]["peak_portal"]

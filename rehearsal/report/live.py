@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import RunError
 from ..plan import DEFAULT_COMPLETION_TARGET, load_plan
+from ..results.completion import interval_text, rate_interval
 from ..results.summary import read_summary_file
 from ..shared.jsonl import JsonlTail
 from ..shared.status import COMPLETE_KINDS, WITHDRAWN_KINDS, completion_rate
@@ -133,6 +134,7 @@ class LiveView:
                     "completion_rate": final["completion_rate"], "submitted": d["submitted"], "complete": d["complete"],
                     "lost": d["lost"], "sessions_harness": s["peak_harness"], "sessions_portal": s["peak_portal"],
                     "peak": True, "rps": None, "unit_counts": units,
+                    "ci": _interval(d["complete"], d["submitted"], d.get("withdrawn") or 0),
                     "sync": _final_sync(final)}
         live = self._stage(name)
         live.refresh()
@@ -145,7 +147,7 @@ class LiveView:
                 "lost": None,
                 "sessions_harness": live.last.get("sessions_harness"), "sessions_portal": live.last.get("sessions_portal"),
                 "peak_harness": live.peak_harness, "peak_portal": live.peak_portal, "peak": False,
-                "rps": live.last.get("rps"), "unit_counts": live.units,
+                "rps": live.last.get("rps"), "unit_counts": live.units, "ci": _interval(done, sub, withdrawn),
                 "sync": {"live": True, "backlog": live.last.get("sync_backlog"), "backlog_peak": live.backlog_peak,
                          "oldest_s": live.last.get("sync_oldest_s"), "link_alive": live.last.get("link_alive")}}
 
@@ -170,7 +172,7 @@ def page(lang: str, initial: dict[str, Any] | None = None) -> str:
     labels = {k: t[k] for k in ("completion", "sessions", "dossiers", "lost", "target_short", "unit", "submitted",
                                 "complete", "rate", "worst", "unit_grid", "stages", "legend", "no_dossiers",
                                 "not_in_stage", "sync_backlog", "sync_lag", "unsynced", "not_delivered",
-                                "unknown", "oldest_waiting", "link_down")}
+                                "unknown", "oldest_waiting", "link_down", "ci95")}
     labels.update(live="trực tiếp" if lang == "vi" else "live", final="đã đối soát" if lang == "vi" else "reconciled",
                   report="Báo cáo đầy đủ" if lang == "vi" else "Full report",
                   updated="cập nhật" if lang == "vi" else "updated", rps=t["rps"],
@@ -228,7 +230,7 @@ function draw(d){
   const sh=c.peak?c.sessions_harness:c.sessions_harness, sp=c.sessions_portal;
   document.getElementById('tiles').innerHTML=
     tile('stage',c.name,c.live?T.live:T.final,(c.units||'–')+' '+T.unit)+
-    tile('completion_rate',T.completion,pct(c.completion_rate),T.target_short+' ≥ '+pct(c.target),c.completion_rate==null?'':(c.completion_rate>=c.target?'ok':'bad'))+
+    tile('completion_rate',T.completion,pct(c.completion_rate),T.target_short+' ≥ '+pct(c.target)+(c.ci?' · '+T.ci95+' '+c.ci:''),c.completion_rate==null?'':(c.completion_rate>=c.target?'ok':'bad'))+
     tile('sessions',T.sessions,num(sh)+' · '+num(sp),(c.peak?T.peak+' · ':'')+T.target_short+' ≥ 1,000',Math.min(sh||0,sp||0)>=1000?'ok':'')+
     tile('dossiers',T.dossiers,num(c.submitted)+' · '+num(c.complete),'')+
     tile('lost',T.lost,c.lost==null?'…':num(c.lost),T.target_short+' 0',c.lost==null?'':(c.lost==0?'ok':'bad'))+
@@ -291,3 +293,9 @@ def make_server(run_dir: Path, host: str = "127.0.0.1", port: int = 8090, lang: 
     view = LiveView(run_dir)
     handler = type("Handler", (_Handler,), {"view": view, "lang": lang})
     return ThreadingHTTPServer((host, port), handler)
+
+
+def _interval(complete: int, submitted: int, withdrawn: int) -> str | None:
+    """The completion rate's 95 % Wilson interval as the report writes it ("98.6–99.3 %"); None with nothing to count."""
+    i = rate_interval(int(complete or 0), int(submitted or 0), int(withdrawn or 0))
+    return None if i is None else interval_text(i.low, i.high)

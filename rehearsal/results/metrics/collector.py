@@ -28,6 +28,7 @@ from ...plan import Plan, load_plan
 from ...shared.jsonl import read_jsonl
 from ...shared.status import completion_rate
 from ...shared.wards import units_by_code
+from ..completion import rate_interval
 from ..gates import GateResult, gate_status
 from ..latency import Tally
 from .reading import StageReading
@@ -177,9 +178,13 @@ class _Families:
             "rate": g("rehearsal_completion_rate", "complete / (submitted - withdrawn), 0..1.", labels=st),
             "rate_national": g("rehearsal_completion_rate_national",
                                "Completion as citizens see it on the national portal, 0..1.", labels=st),
+            "rate_bound": g("rehearsal_completion_rate_bound", "The completion rate's 95 % Wilson interval "
+                            "(bound=lower|upper), 0..1.", labels=["stage", "bound"]),
             "target": g("rehearsal_completion_target", "The stage's completion target, 0..1.", labels=st),
             "province": g("rehearsal_province_completion_rate", "Completion rate per former province, 0..1.",
                           labels=["stage", "province"]),
+            "province_bound": g("rehearsal_province_completion_rate_bound", "Its 95 % Wilson interval, 0..1.",
+                                labels=["stage", "province", "bound"]),
             "unit_rate": g("rehearsal_unit_completion_rate", "Completion rate per unit, 0..1.",
                            labels=["stage", "unit", "unit_name", "province"]),
             "unit_dossiers": g("rehearsal_unit_dossiers", "Dossiers per unit by state.",
@@ -280,6 +285,7 @@ class _Families:
                 self.put("dossiers", [name, state], n)
             self.put("rate", [name], completion_rate(d["complete"], d["submitted"], d["withdrawn"]))
             units = r.unit_results()
+        self._bounds("rate_bound", [name], d)
         target = (done or {}).get("completion_target")
         if target is None and stage_plan is not None:
             target = stage_plan.completion_target
@@ -297,6 +303,15 @@ class _Families:
                 tot[i] += int(u.get(key) or 0)
         for province, (s, c, w) in sorted(provinces.items()):
             self.put("province", [name, province], completion_rate(c, s, w))
+            self._bounds("province_bound", [name, province], {"submitted": s, "complete": c, "withdrawn": w})
+
+    def _bounds(self, key: str, labels: list[str], d: Mapping[str, Any]) -> None:
+        """The 95 % interval of complete / (submitted - withdrawn) as two samples (none while that is 0)."""
+        complete, submitted, withdrawn = (int(_count(d.get(k)) or 0) for k in ("complete", "submitted", "withdrawn"))
+        interval = rate_interval(complete, submitted, withdrawn)
+        if interval is not None:
+            self.put(key, [*labels, "lower"], interval.low)
+            self.put(key, [*labels, "upper"], interval.high)
 
     def _requests(self, name: str, done: Mapping[str, Any] | None, r: StageReading) -> None:
         figures = (done or {}).get("requests") or {}
