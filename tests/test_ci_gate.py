@@ -181,18 +181,20 @@ def test_a_failing_gate_aborts_the_stage_and_the_run(tmp_path: Path) -> None:
     plan.write_text("name: abort\ntarget: reference\ntime_scale: 120\nstages:\n"
                     + stage.format(name="slowed", units=UNITS, duration="2h") + """\
     faults:
-      - {kind: latency, at: 10m, delay: 400ms}
+      - {kind: latency, at: 10m, delay: 3s}
     gates:
       - lost_dossiers == 0
-      - {name: p95 now, expr: p95_ms over last 2m < 300, abort_on_fail: true, abort_grace: 5m}
+      - {name: p95 now, expr: p95_ms over last 10m < 1500, abort_on_fail: true, abort_grace: 5m}
 """ + stage.format(name="never", units=UNITS[:2], duration="10m"), encoding="utf-8")
     proc, run_dir = _run(plan, "--junit", tmp_path / "abort.xml")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["verdict"] == "NO-GO" and summary["not_run"] == ["never"]
     stage = summary["stages"][0]
-    # Planned: 2 simulated hours (60 wall s). The fault starts at 10 min; the gate's 2-minute window
-    # fills with slow requests within a few wall seconds of it.
+    # Planned: 2 simulated hours (60 wall s). The fault starts at 10 min; the gate's 10-minute window
+    # (5 wall s) fills with 3-second requests within a few wall seconds of it. The margin is wide on
+    # purpose: a harness starved on a busy machine has shown p95s of some hundred ms over a wall
+    # second, never 1.5 s over five (a narrower one aborted before the fault on a busy CI run).
     assert 10 * 60 <= stage["aborted"]["at_s"] < 30 * 60
     gate = next(g for g in stage["gates"] if g["name"] == "p95 now")
     assert gate["status"] == "failed" and "aborted the stage" in gate["detail"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -77,13 +78,26 @@ def buckets_of(t: Tally) -> tuple[list[tuple[str, float]], float]:
     return out, total_us / 1_000_000.0
 
 
-class RunCollector(Collector):
-    """Every ``rehearsal_*`` metric of one run, read from its directory at each scrape."""
+#: A reading younger than this is served again instead of read anew (seconds).
+FRESH_S = 2.0
 
-    def __init__(self, run: Path | Locate) -> None:
+
+class RunCollector(Collector):
+    """Every ``rehearsal_*`` metric of one run, read from its directory at each scrape.
+
+    Reading is costly (gates judged over all that was measured) and runs in
+    the harness's own process: scrapes are served one at a time, and one
+    within `fresh_s` of the last reading gets that reading, so scrapes every
+    second, or two scrapers, cannot pile readings up and starve the run.
+    """
+
+    def __init__(self, run: Path | Locate, *, fresh_s: float = FRESH_S) -> None:
         self.locate: Locate = (lambda: run) if isinstance(run, Path) else run
         self.readings: dict[Path, StageReading] = {}
         self.plans: dict[Path, tuple[float, Plan | None]] = {}
+        self.fresh_s = fresh_s
+        self._lock = threading.Lock()
+        self._last: tuple[float, list[Metric]] | None = None
 
     # -- what is on disk -----------------------------------------------------------
     def _summary(self, run_dir: Path) -> dict[str, Any]:
@@ -123,6 +137,14 @@ class RunCollector(Collector):
 
     # -- the scrape ----------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
+        with self._lock:  # one reading at a time; those who waited get it if it is fresh
+            if self._last is not None and time.monotonic() - self._last[0] < self.fresh_s:
+                return iter(self._last[1])
+            metrics = list(self._read())
+            self._last = (time.monotonic(), metrics)
+            return iter(metrics)
+
+    def _read(self) -> Iterator[Metric]:
         run_dir = self.locate()
         if run_dir is None or not run_dir.is_dir():
             return iter(())
