@@ -280,3 +280,15 @@ def test_a_rollback_gate_sends_citizens_back_and_keeps_what_they_filed_on_nation
     assert back, "no citizen was sent back to the city portal"
     assert any(e["kind"] == "submitted" and e["t"] > cut["rollback"]["ended_at"] and e.get("system") == "city"
                for e in events), "nobody filed on the city portal after the rollback"
+
+
+def test_a_night_that_expects_the_rollback_is_not_called_no_go() -> None:
+    """A GO stage that rolled back as it meant to (its own cutover_rolled_back == 1 gate) is not labelled NO-GO."""
+    from rehearsal.report.runbook import runbook_reason_html
+    from rehearsal.report.text import TEXT
+
+    stage = {"verdict": "GO", "verdict_reason": "rolled back: validate failed: sync_backlog_empty (3 pending)",
+             "cutover": {"rolled_back": True}}
+    said = runbook_reason_html(stage, TEXT["en"])
+    assert "NO-GO" not in said and "as this night was to prove" in said and "sync_backlog_empty" in said
+    assert "NO-GO (rolled back)" in runbook_reason_html({**stage, "verdict": "NO-GO"}, TEXT["en"])

@@ -24,6 +24,8 @@ _WORDS: dict[str, tuple[str, str]] = {
     "title": ("Kịch bản chuyển đổi: kế hoạch và thực tế", "Cutover runbook: planned against actual"),
     "rolled_back": ("NO-GO (đã quay lại cổng thành phố)", "NO-GO (rolled back)"),
     "held": ("NO-GO (dừng chuyển đổi)", "NO-GO (held)"),
+    "rolled_back_expected": ("Đã quay lại cổng thành phố, như đêm diễn tập này cần chứng minh:",
+                             "Rolled back, as this night was to prove:"),
     "phase": ("bước", "phase"), "planned": ("kế hoạch", "planned"), "actual": ("thực tế", "actual"),
     "start": ("bắt đầu (phút)", "start (min)"), "length": ("thời lượng (phút)", "length (min)"),
     "outcome": ("kết quả", "outcome"), "failing": ("kiểm tra không đạt", "failing checks"),
@@ -47,8 +49,11 @@ def runbook_reason_html(stage: dict[str, Any], t: dict[str, str]) -> str:
     if not (cut.get("rolled_back") or cut.get("held")):
         return ""
     w = _words(t)
-    label = w["rolled_back"] if cut.get("rolled_back") else w["held"]
     why = str(stage.get("verdict_reason") or "")
+    if cut.get("rolled_back") and stage.get("verdict") == "GO":  # a night that expects it (cutover_rolled_back == 1)
+        why = why.removeprefix("rolled back: ")
+        return f"<p data-kpi='rolled-back'><b>{html.escape(w['rolled_back_expected'])}</b> {html.escape(why)}</p>"
+    label = w["rolled_back"] if cut.get("rolled_back") else w["held"]
     return f"<p class='fail' data-kpi='rolled-back'><b>{html.escape(label)}</b> {html.escape(why)}</p>"
 
 
