@@ -18,15 +18,17 @@ import json
 import statistics
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..errors import PortalError
 from ..shared.net import urlopen
 from ..shared.status import COMPLETE, RANK, STATUS_AFTER, DossierStatus, completion_rate
 from .ledger import Event
+
+K = TypeVar("K")
 
 #: Codes kept per unit in ``unit_results`` (the stage keeps up to 10,000 in ``*_codes``).
 UNIT_CODES = 20
@@ -154,26 +156,45 @@ class Reconciliation:
         return self.on_time / self.finished if self.finished else None
 
 
-def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Reconciliation:
-    """Compare one stage's ledger events with the portal's dossiers."""
-    submitted: dict[int, Event] = {}
-    refs: dict[tuple[str, str], set[int]] = defaultdict(set)
-    last_status: dict[int, int] = {}
-    waits: dict[int, float] = defaultdict(float)
-    asked_at: dict[int, float] = {}
+@dataclass
+class LedgerWalk(Generic[K]):
+    """What one pass over a stage's ledger says of each dossier, keyed by its id (one system) or code (two)."""
+
+    submitted: dict[K, Event] = field(default_factory=dict)
+    """The first ``submitted`` event of each dossier."""
+    refs: dict[tuple[str, str], set[K]] = field(default_factory=lambda: defaultdict(set))
+    """(citizen, client_ref) → the dossiers filed under it: more than one is a duplicate."""
+    last_status: dict[K, int] = field(default_factory=dict)
+    """The status the ledger last saw each dossier reach."""
+    waits: dict[K, float] = field(default_factory=lambda: defaultdict(float))
+    """Seconds each dossier waited on the citizen for supplements."""
+
+
+def walk_ledger(events: Iterable[Event], key: Callable[[Event], K | None]) -> LedgerWalk[K]:
+    """One pass over the ledger (events without a key are skipped), for `reconcile` and the two-system one."""
+    walk: LedgerWalk[K] = LedgerWalk()
+    asked_at: dict[K, float] = {}
     for e in events:
-        kind, did = e.get("kind"), e.get("id")
-        if did is None:
+        kind, k = e.get("kind"), key(e)
+        if k is None:
             continue
         if kind == "submitted":
-            submitted.setdefault(did, e)
-            refs[(str(e.get("citizen")), str(e.get("client_ref")))].add(did)
+            walk.submitted.setdefault(k, e)
+            if e.get("client_ref"):
+                walk.refs[(str(e.get("citizen")), str(e.get("client_ref")))].add(k)
         if kind in STATUS_AFTER:
-            last_status[did] = STATUS_AFTER[kind]
+            walk.last_status[k] = STATUS_AFTER[kind]
         if kind == "supplement_requested":
-            asked_at[did] = e["t"]
-        elif kind == "supplemented" and did in asked_at:
-            waits[did] += e["t"] - asked_at.pop(did)
+            asked_at[k] = e["t"]
+        elif kind == "supplemented" and k in asked_at:
+            walk.waits[k] += e["t"] - asked_at.pop(k)
+    return walk
+
+
+def reconcile(events: Iterable[Event], portal_rows: list[dict[str, Any]]) -> Reconciliation:
+    """Compare one stage's ledger events with the portal's dossiers."""
+    walk = walk_ledger(events, lambda e: e.get("id"))
+    submitted, refs, last_status, waits = walk.submitted, walk.refs, walk.last_status, walk.waits
 
     portal = {int(r["id"]): r for r in portal_rows}
     ref_counts = Counter((str(r.get("citizen_id")), str(r.get("client_ref"))) for r in portal_rows

@@ -34,9 +34,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..shared.status import COMPLETE, RANK, STATUS_AFTER, DossierStatus
+from ..shared.status import COMPLETE, RANK, DossierStatus
 from .ledger import Event
-from .reconcile import Reconciliation, UnitResult, _epoch
+from .reconcile import Reconciliation, UnitResult, _epoch, walk_ledger
 from .sync import step_lags
 
 
@@ -92,25 +92,8 @@ def reconcile_systems(events: Iterable[Event], provincial: Sequence[ProvincialEx
             return code
         return by_system.get((e.get("system"), e.get("id"))) or by_id.get(e.get("id"))
 
-    submitted: dict[str, Event] = {}
-    refs: dict[tuple[str, str], set[str]] = defaultdict(set)
-    last_status: dict[str, int] = {}
-    waits: dict[str, float] = defaultdict(float)
-    asked_at: dict[str, float] = {}
-    for e in events:
-        kind, code = e.get("kind"), code_of(e)
-        if code is None:
-            continue
-        if kind == "submitted":
-            submitted.setdefault(code, e)
-            if e.get("client_ref"):
-                refs[(str(e.get("citizen")), str(e.get("client_ref")))].add(code)
-        if kind in STATUS_AFTER:
-            last_status[code] = STATUS_AFTER[kind]
-        if kind == "supplement_requested":
-            asked_at[code] = e["t"]
-        elif kind == "supplemented" and code in asked_at:
-            waits[code] += e["t"] - asked_at.pop(code)
+    walk = walk_ledger(events, code_of)
+    submitted, refs, last_status, waits = walk.submitted, walk.refs, walk.last_status, walk.waits
 
     rows = _winning_rows(provincial)
     duplicated = sum(len(codes) - 1 for codes in refs.values() if len(codes) > 1)
