@@ -28,12 +28,13 @@ import gevent
 from locust import FastHttpUser
 from locust.exception import RescheduleTask
 
-from locustfiles import connections
+from locustfiles import connections, wire
 from locustfiles.clients import SystemClient, adapter_class
 from locustfiles.context import RunContext
 from rehearsal.run.systems import Place
 
 connections.install()
+wire.install()
 
 #: Locust starts the users of one spawn step all at once: above one user per
 #: second its dispatcher hands out a batch every second (100 citizens in the

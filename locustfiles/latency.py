@@ -19,10 +19,17 @@ sum, across workers too. An interval is one simulated minute, held between 1
 and 10 wall seconds; a worker's data lands in the interval in which the
 master receives it (at most a second or two late).
 
+What is recorded is each request's wire time (`locustfiles.wire`: from its
+first byte handed to the kernel to the kernel's receipt of the answer's last
+byte) when the kernel stamped the answer, else Locust's own timing (TLS, no
+stamps): the generator's wait to read an answer that has arrived is not the
+system's latency. Locust's statistics keep Locust's timing.
+
 Coordinated omission: in the open model (arrivals per minute) the first
 request of each visit is measured from the arrival's *intended* time, not
 from when a citizen got round to sending it, so a slowing portal cannot hide
-the wait behind fewer requests (the citizen passes ``context={"intended": t}``).
+the wait behind fewer requests (the citizen passes ``context={"intended": t}``),
+to the answer's wire arrival.
 
 What it costs the requests it measures: the request hook only appends the
 microseconds to a list (no histogram, no string built); once a second those
@@ -53,6 +60,8 @@ import gevent
 from hdrh.histogram import HdrHistogram
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+
+from locustfiles.wire import take as take_wire
 
 log = logging.getLogger("rehearsal.results.latency")
 LATENCY = "rehearsal:latency"
@@ -172,12 +181,17 @@ class LatencyRecorder:
     def _on_request(self, request_type: str, name: str, response_time: float, response_length: int,
                     exception: Exception | None = None, context: dict[str, Any] | None = None, **_: Any) -> None:
         # On every request, after its time is taken: O(1), no histogram, no string (see the module docstring).
+        # The wire time when the kernel stamped the answer (locustfiles/wire.py), else Locust's own timing.
+        wire = take_wire(response_time)
         if context:
             intended = context.get("intended")
             key = (request_type, name, context.get("tag", ""))
-            ms = (time.time() - intended) * 1000.0 if intended else response_time
+            if intended:
+                ms = ((wire[1] if wire else time.time()) - intended) * 1000.0
+            else:
+                ms = (wire[1] - wire[0]) * 1000.0 if wire else response_time
         else:
-            key, ms = (request_type, name, ""), response_time
+            key, ms = (request_type, name, ""), (wire[1] - wire[0]) * 1000.0 if wire else response_time
         entry = self.pending.get(key)
         if entry is None:
             entry = self.pending[key] = [[], 0]

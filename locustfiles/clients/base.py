@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from locustfiles import wire
 from locustfiles.clients.listeners import listener_for
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class SystemClient:
         context = {"intended": user.intended} if user.intended else {}
         user.intended = None
         allow_redirects = kwargs.pop("allow_redirects", False)
+        wire.reset()  # this request's stamps only (locustfiles/wire.py)
         with user.client.request(method, url, name=self.request_name(name), headers=headers,
                                  allow_redirects=allow_redirects, catch_response=True, context=context,
                                  **kwargs) as resp:

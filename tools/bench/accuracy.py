@@ -12,13 +12,18 @@ from the fault). Then, in ``--pairs`` alternating rounds (A B A B):
 
 1. **harness** (A): 10 `locustfiles.common.PortalUser` users (every listener
    of our locustfile active) call the endpoint back to back for
-   ``--seconds``. Figures: Locust's own (CSV, whole milliseconds) and our HDR
-   recorder's (``rehearsal.results.latency.stage_latency`` of the run's
+   ``--seconds``. Figures: Locust's own (CSV, whole milliseconds, and every
+   request's exact ``response_time``) and our HDR recorder's
+   (``rehearsal.results.latency.stage_latency`` of the run's
    ``latency.jsonl``, the function that fills summary.json's
-   ``stages[].latency``).
+   ``stages[].latency``: wire times, `locustfiles.wire`).
 2. **wrk** (B): ``wrk -t1 -c10`` on the same URL for the same time (Debian
    package ``wrk``; the phase is skipped, and the figures say so, if absent).
    Target: the harness's p99 within 2 ms of wrk's (median over the pairs).
+3. **bare** (C): a bare ``FastHttpUser`` (nothing of ours), Locust's exact
+   timing: what Locust and geventhttpclient themselves add. Every client is
+   also compared with the server's timing of its own round
+   (``*_minus_its_server_*``), since the server's p99 moves between rounds.
 
 Then **rehearsal**: ``rehearse run`` of a small generated scenario (20 units,
 1,000 citizens, ×30, 40 s) against the same portal, with the same 50 ms fault
@@ -68,9 +73,27 @@ STALL_MS = 85.0
 ROUTE = "GET /api/procedures/<code>"
 NAME = "GET /api/procedures/[code]"
 
+#: Locust's own timing of every request, exactly (its CSV rounds to whole ms), kept to a file at the end.
+TIMES = '''
+
+_locust_ms = []
+
+
+@events.request.add_listener
+def _exact(response_time, **_):
+    _locust_ms.append(response_time)
+
+
+@events.quitting.add_listener
+def _keep(environment, **_):
+    with open(os.environ["BENCH_TIMES"], "w") as f:
+        json.dump(_locust_ms, f)
+'''
+
 HARNESS = '''
 import locust  # noqa: F401  (first: gevent patches the standard library)
 
+import json
 import os
 
 from locust import events, task
@@ -96,7 +119,24 @@ class HarnessUser(PortalUser):
 @events.init.add_listener
 def _context(environment, **_):
     HarnessUser.ctx = environment.rehearsal
-'''
+''' + TIMES
+
+BARE = '''
+import json
+import os
+
+from locust import FastHttpUser, events, task
+
+PATH = os.environ["BENCH_PATH"]
+
+
+class BareUser(FastHttpUser):
+    """A bare FastHttpUser: Locust and geventhttpclient, nothing of ours."""
+
+    @task
+    def procedure(self):
+        self.client.get(PATH, name="/api/procedures/[code]")
+''' + TIMES
 
 PLAN = """name: accuracy
 time_scale: 1
@@ -201,19 +241,43 @@ def phase_harness(url: str, path: str, work: Path, args: argparse.Namespace, tag
     run_dir = work / f"{tag}-run"
     server_figures(url)  # clear
     busy = Busy()
+    times = work / f"{tag}-times.json"
     subprocess.run([sys.executable, "-m", "locust", "-f", str(work / "harness_user.py"), "--headless", "--host", url,
                     "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s", "--only-summary",
                     "--csv", str(work / tag), "--loglevel", "WARNING", "--exit-code-on-error", "0",
                     "--plan", str(work / "accuracy.yaml"), "--run-dir", str(run_dir)],
-                   cwd=cwd, env={**os.environ, "BENCH_PATH": path}, check=True,
+                   cwd=cwd, env={**os.environ, "BENCH_PATH": path, "BENCH_TIMES": str(times)}, check=True,
                    stdout=subprocess.DEVNULL, stderr=(work / f"{tag}.err").open("wb"))
     load = busy.stop()
     server = server_figures(url)
     log = run_dir / "stages" / "accuracy" / "latency.jsonl"
     hdr = hdr_figures(stage_latency(log), NAME)
     hdr["over_85ms"] = hdr_over(log, NAME, STALL_MS)
-    return {"server": server, "harness_hdr": hdr, "harness_locust": locust_csv(work / f"{tag}_stats.csv",
-                                                                              "/api/procedures/[code]"), **load}
+    return {"server": server, "harness_hdr": hdr, "harness_locust_exact": exact_figures(times),
+            "harness_locust": locust_csv(work / f"{tag}_stats.csv", "/api/procedures/[code]"), **load}
+
+
+def exact_figures(times: Path) -> dict[str, Any]:
+    """Figures of Locust's own timing of each request (the file a `TIMES` listener wrote)."""
+    ms = json.loads(times.read_text()) if times.exists() else []
+    return {"count": len(ms), "p50_ms": percentile(ms, 50), "p90_ms": percentile(ms, 90),
+            "p99_ms": percentile(ms, 99), "max_ms": max(ms, default=None),
+            "mean_ms": round(statistics.fmean(ms), 3) if ms else None, "over_85ms": sum(m > STALL_MS for m in ms)}
+
+
+def phase_bare(url: str, path: str, work: Path, args: argparse.Namespace, tag: str) -> dict[str, Any]:
+    """A bare ``FastHttpUser`` (nothing of ours), timed by Locust: what Locust itself adds to wrk's figure."""
+    (work / "bare_user.py").write_text(BARE)
+    server_figures(url)
+    busy = Busy()
+    times = work / f"{tag}-times.json"
+    subprocess.run([sys.executable, "-m", "locust", "-f", str(work / "bare_user.py"), "--headless", "--host", url,
+                    "-u", str(args.users), "-r", str(args.users), "-t", f"{args.seconds}s", "--only-summary",
+                    "--loglevel", "WARNING", "--exit-code-on-error", "0"],
+                   cwd=ROOT, env={**os.environ, "BENCH_PATH": path, "BENCH_TIMES": str(times)}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=(work / f"{tag}.err").open("wb"))
+    load = busy.stop()
+    return {"server": server_figures(url), "bare_locust_exact": exact_figures(times), **load}
 
 
 def phase_wrk(url: str, path: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -277,6 +341,15 @@ def judge(figures: dict[str, Any]) -> None:
             checks[f"{side}_hdr_minus_wrk_{q}"] = {"per_pair": per, "median": median(per)}
         checks[f"{side}_client_only_over_85ms"] = [p[side]["harness_hdr"].get("over_85ms", 0)
                                                    - p[side]["server"]["over_85ms"] for p in runs]
+    # Each client against the server's timing of the same requests (the server's own p99 moves between rounds):
+    # wrk, a bare FastHttpUser timed by Locust, our users timed by Locust, and our users' wire time (what we record).
+    sides = {"wrk": ("wrk", "wrk"), "bare_locust": ("bare", "bare_locust_exact"),
+             "harness_locust": ("harness", "harness_locust_exact"), "harness_wire": ("harness", "harness_hdr")}
+    for label, (phase, key) in sides.items():
+        for q in ("p50_ms", "p99_ms"):
+            per = [diff(p[phase][key], p[phase]["server"], q) for p in figures["pairs"]
+                   if phase in p and key in p[phase]]
+            checks[f"{label}_minus_its_server_{q}"] = {"per_pair": per, "median": median(per)}
     wrk_p99 = checks.get("harness_hdr_minus_wrk_p99_ms", {}).get("median")
     figures["harness_p99_minus_wrk_ms"] = wrk_p99
     figures["harness_within_2ms_of_wrk"] = None if wrk_p99 is None else abs(wrk_p99) <= 2.0
@@ -320,10 +393,12 @@ def main() -> int:
                        seconds=args.seconds, pairs=[])
         for i in range(args.pairs):
             pair = {"harness": phase_harness(url, path, work, args, f"harness-{i}"),
-                    "wrk": phase_wrk(url, path, work, args)}
+                    "wrk": phase_wrk(url, path, work, args),
+                    "bare": phase_bare(url, path, work, args, f"bare-{i}")}
             if base is not None:
                 pair["baseline"] = phase_harness(url, path, work, args, f"baseline-{i}", cwd=base)
-            print({k: (v.get("harness_hdr") or v.get("wrk"), v.get("machine_busy_percent")) for k, v in pair.items()},
+            print({k: (v.get("harness_hdr") or v.get("wrk") or v.get("bare_locust_exact"), v.get("machine_busy_percent"))
+                   for k, v in pair.items()},
                   file=sys.stderr, flush=True)
             figures["pairs"].append(pair)
         if not args.no_rehearsal:

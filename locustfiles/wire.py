@@ -1,0 +1,128 @@
+"""Wire time: how long the system took, as the kernel saw it, without the generator's own waits.
+
+Locust times a request from before it builds it to after its greenlet has
+read the whole answer. Whatever the generator does in between is in that
+figure: building headers, waiting for its turn on the event loop while other
+users' answers are handled first, Python parsing the answer. With ten users
+against a page held exactly 50 ms that was 1.5–2.5 ms of every request here
+(a bare ``FastHttpUser`` and a bare geventhttpclient loop alike, and the
+harness no worse), where ``wrk`` added 0.7 ms (tools/bench/accuracy.py).
+
+So every connection of geventhttpclient's pool (Locust's ``FastHttpUser``)
+is made with ``SO_TIMESTAMPNS`` (Linux): the kernel stamps each segment it
+receives, and this socket reads with ``recvmsg`` to keep the stamp of the
+last segment read. A request's **wire time** runs from the moment its first
+byte is handed to the kernel (or its connection is begun, when it opens
+one) to the kernel's receipt of the last byte of its answer: what ``wrk``
+measures, and what a citizen's browser would wait for. The generator's
+scheduling and parsing after the answer has arrived are not in it.
+
+`take` hands the current greenlet's wire time of the request that just
+ended to the latency recorder (`locustfiles.latency`), which records it in
+place of Locust's figure; it gives None (the recorder keeps Locust's) when
+no stamp came (TLS, a system without ``SO_TIMESTAMPNS``, a request that
+failed before an answer) or when the stamps cannot belong to that request
+(a wire time longer than Locust's own timing of it). Locust's own
+statistics (its web UI, its CSV) keep Locust's timing; the difference is
+the generator's share.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+import gevent.socket
+from gevent import getcurrent
+
+log = logging.getLogger("rehearsal.wire")
+
+#: ``SO_TIMESTAMPNS`` on Linux (asm-generic/socket.h; Python does not name it). Its control message is of the same type.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+#: Attribute names on the user's greenlet: when the request began on the wire, and its answer's last stamp (ns).
+SENT, RECEIVED = "_rehearsal_wire_sent", "_rehearsal_wire_received"
+
+
+def _mark_sent() -> None:
+    g = getcurrent()
+    if getattr(g, SENT, None) is None:
+        setattr(g, SENT, time.time_ns())  # the kernel's stamps are CLOCK_REALTIME too
+
+
+class WireSocket(gevent.socket.socket):
+    """A gevent socket that notes when a request leaves and when the kernel received the answer's last byte."""
+
+    __slots__ = ()
+
+    def connect(self, address: Any) -> None:
+        _mark_sent()  # a request that opens a connection waits for it: the handshake is part of its time
+        super().connect(address)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        _mark_sent()
+        super().sendall(data, flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY, flags)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                setattr(getcurrent(), RECEIVED, seconds * 1_000_000_000 + nanoseconds)
+        return data
+
+
+def create_tcp_socket(self: Any, family: int, socktype: int, protocol: int) -> gevent.socket.socket:
+    """The pool's socket factory: a `WireSocket` with kernel receive stamps on."""
+    sock = WireSocket(family, socktype, protocol)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:  # not Linux: no stamps, the recorder keeps Locust's timing
+        pass
+    return sock
+
+
+def reset() -> None:
+    """Forget the current greenlet's stamps (before a request, and once one is taken)."""
+    g = getcurrent()
+    setattr(g, SENT, None)
+    setattr(g, RECEIVED, None)
+
+
+def take(response_time_ms: float) -> tuple[float, float] | None:
+    """(sent, received) in wall seconds of the request that just ended in this greenlet, or None; resets the stamps.
+
+    None when either stamp is missing, or when the wire time exceeds
+    `response_time_ms` (Locust's timing encloses the wire's, so such stamps
+    are left over from something else).
+    """
+    g = getcurrent()
+    sent, received = getattr(g, SENT, None), getattr(g, RECEIVED, None)
+    if sent is None and received is None:
+        return None
+    setattr(g, SENT, None)
+    setattr(g, RECEIVED, None)
+    if sent is None or received is None or received < sent or (received - sent) > response_time_ms * 1e6 + 1e5:
+        return None
+    return sent / 1e9, received / 1e9
+
+
+def install() -> bool:
+    """Make geventhttpclient's pool open `WireSocket` connections (Linux only; idempotent); False if it did not."""
+    from geventhttpclient.connectionpool import ConnectionPool
+
+    if getattr(ConnectionPool, "_rehearsal_wire", False):
+        return True
+    if not sys.platform.startswith("linux") or not _ANCILLARY:
+        return False
+    if not hasattr(ConnectionPool, "_create_tcp_socket"):
+        log.warning("geventhttpclient's ConnectionPool has changed: wire times not taken, Locust's kept")
+        return False
+    ConnectionPool._create_tcp_socket = create_tcp_socket  # type: ignore[method-assign]
+    ConnectionPool._rehearsal_wire = True  # type: ignore[attr-defined]
+    return True
