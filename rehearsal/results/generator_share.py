@@ -10,6 +10,13 @@ judged span (the whole stage, its last D, its worst ``every`` window) is
 over the bounds keeps its status but says so: ``harness_ms`` on its record
 and a note in its detail. Gates on the server's figures (``server_p95_ms``)
 are the system's own and are never marked.
+
+The client's figure is the wire time where the kernel stamps answers
+(`locustfiles.wire`), so a generator slow to read an answer that has arrived
+is no longer in the gap; what stays is outside the server's own timing: a
+request waiting in a busy server's socket before the server reads it (on a
+machine the generator shares with the systems, the generator's CPU), the
+kernels, the network.
 """
 
 from __future__ import annotations

@@ -39,8 +39,11 @@ run from there, interleaved (A B C A B C ...): before and after a change on
 the same machine at the same time.
 
 Every side counts requests over 85 ms (a Nagle / delayed-ACK stall adds ~40 ms
-to the 50). Each round says how busy the machine was (it is shared). Writes
-reports/bench/accuracy.json.
+to the 50). A "client-only" one is over 85 ms in the harness's figure and not
+in the server's exact timing: with wire times that is a request that waited
+between the kernels, or in the server's socket before its timing began (the
+portal was busy), not one the generator was slow to read. Each round says
+how busy the machine was (it is shared). Writes reports/bench/accuracy.json.
 
     python3 tools/bench/accuracy.py [--seconds 20] [--users 10] [--pairs 2] [--no-rehearsal] [--baseline-tree DIR]
 """
