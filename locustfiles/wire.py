@@ -12,10 +12,11 @@ So every connection of geventhttpclient's pool (Locust's ``FastHttpUser``)
 is made with ``SO_TIMESTAMPNS`` (Linux): the kernel stamps each segment it
 receives, and this socket reads with ``recvmsg`` to keep the stamp of the
 last segment read. A request's **wire time** runs from the moment its first
-byte is handed to the kernel (or its connection is begun, when it opens
-one) to the kernel's receipt of the last byte of its answer: what ``wrk``
-measures, and what a citizen's browser would wait for. The generator's
-scheduling and parsing after the answer has arrived are not in it.
+byte is handed to the kernel to the kernel's receipt of the last byte of its
+answer: what ``wrk`` measures. The generator's scheduling and parsing after
+the answer has arrived are not in it, nor is a new connection's handshake
+(as in ``wrk``: the greenlet that opened it may resume late to send, and
+that wait is the generator's; Locust's own timing keeps both).
 
 `take` hands the current greenlet's wire time of the request that just
 ended to the latency recorder (`locustfiles.latency`), which records it in
@@ -59,10 +60,6 @@ class WireSocket(gevent.socket.socket):
     """A gevent socket that notes when a request leaves and when the kernel received the answer's last byte."""
 
     __slots__ = ()
-
-    def connect(self, address: Any) -> None:
-        _mark_sent()  # a request that opens a connection waits for it: the handshake is part of its time
-        super().connect(address)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         _mark_sent()

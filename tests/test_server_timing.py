@@ -47,3 +47,41 @@ def test_timings_per_route_and_interval_match_the_calls_made(tmp_path: Path) -> 
         assert p.call("GET", "/api/timings?since=yesterday")[0] == 400
     finally:
         stop_portal(p)
+
+
+def test_a_request_is_timed_from_its_arrival_not_from_when_a_busy_portal_reads_it(tmp_path: Path) -> None:
+    """The portal stopped (SIGSTOP) while a request arrives: its server time holds the wait (the kernel's stamp)."""
+    import http.client
+    import os
+    import signal
+    import time
+    from urllib.parse import urlsplit
+
+    p = start_portal(tmp_path, "--system", "national", "--time-scale", "60")
+    try:
+        token = p.citizen()
+        url = urlsplit(p.base_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}"}
+        conn.request("GET", "/api/dossiers", headers=headers)  # the connection is open and kept
+        assert conn.getresponse().read() and True
+        os.kill(p.proc.pid, signal.SIGSTOP)
+        try:
+            conn.request("GET", "/api/dossiers", headers=headers)  # in the portal's socket, nobody reading it
+            time.sleep(0.5)
+        finally:
+            os.kill(p.proc.pid, signal.SIGCONT)
+        answer = conn.getresponse()
+        assert answer.status == 200 and answer.read()
+        conn.close()
+        _, body = p.call("GET", "/api/timings?since=0")
+        assert "arrival" in body["covers"]
+        merged = HdrHistogram(1, 3_600_000_000, 3)
+        for interval in body["intervals"]:
+            route = interval["routes"].get("GET /api/dossiers")
+            if route:
+                merged.add(HdrHistogram.decode(route["hdr"]))
+        assert merged.get_total_count() == 2
+        assert merged.get_max_value() >= 450_000  # µs: the half second it waited to be read is the portal's time
+    finally:
+        stop_portal(p)

@@ -98,7 +98,7 @@ def test_the_wire_time_leaves_out_the_generators_own_wait(server_url):
     sent, received = measured["wire"]
     wire_ms = (received - sent) * 1000
     assert 0 < wire_ms < measured["locust_ms"] - 200  # the answer was in the kernel long before it was read
-    for r in (warm, quick):  # every request through the pool gets stamps, a new connection's too
+    for r in (warm, quick):  # every request through the pool gets stamps, the first on a new connection too
         s, e = r["wire"]
         assert 0 < (e - s) * 1000 <= r["locust_ms"] + 0.1
     assert result["stale"] is None
