@@ -88,9 +88,8 @@ def metrics() -> Response:
 
 
 #: What the server-side times of ``/api/timings`` cover (said in every answer).
-TIMING_COVERS = ("from the request's arrival (the kernel's receive stamp of its head; where there is none, from "
-                 "its head read) to the answer's last byte handed to the kernel; not the accept queue, not the wait "
-                 "for a connection's next request")
+TIMING_COVERS = ("from the request line and headers read to the answer's last byte handed to the kernel; "
+                 "not the accept queue, not the wait for a connection's next request")
 
 
 @bp.get("/api/timings")

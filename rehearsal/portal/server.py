@@ -30,13 +30,11 @@ one line instead of gevent's traceback. A client still sending a very long
 request line when the answer comes may see the connection reset instead.
 
 Each request's server-side time (`JsonErrorHandler.run_application`) runs
-from the request's arrival, the kernel's receive stamp of the segment that
-completed its head (`rehearsal.portal.arrival`; where the kernel gives none,
-from the moment gevent has read it), to the moment the last byte of the
-answer has been handed to the kernel: its wait in the socket for a busy
-process, the body's reading, routing, faults, the handler, the database and
-the writing of the answer are in it; the accept queue, the wait for a
-connection's next request and the client's network are not.
+from the moment gevent has read and parsed the request line and headers to
+the moment the last byte of the answer has been handed to the kernel: the
+body's reading, routing, faults, the handler, the database and the writing of
+the answer are in it; the accept queue, the wait for a connection's next
+request and the client's network are not.
 
 A provincial system may serve a second app from the same process: its
 city-style front door (`rehearsal.portal.frontdoor`), on a port of its own
@@ -66,7 +64,6 @@ from ..shared.heap import HeapFreezer
 from flask import Flask
 
 from .app import create_app
-from .arrival import arrival, stamped_rfile
 from .db import close_pool
 from .errors import PortalStartError, error_body
 from .frontdoor import create_front_door_app, to_city
@@ -106,27 +103,17 @@ class JsonErrorHandler(WSGIHandler):
     #: How an error body is written (the portal's shape as it is; the city door's `to_city`).
     shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
-    def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
-        super().__init__(sock, address, server, rfile)
-        if rfile is None:  # the kernel's receive stamps: a request is timed from its arrival (`arrival`)
-            stamped = stamped_rfile(sock)
-            if stamped is not None:
-                self.rfile = stamped
-
     def run_application(self) -> None:
-        """Run the app and write its answer, timed: from the request's arrival to the answer's last byte sent."""
+        """Run the app and write its answer, timed: from the request's head read to the answer's last byte sent."""
         self.environ["rehearsal.timed_by_server"] = True
         t0 = time.perf_counter()
-        arrived = arrival(self.rfile)
-        waited = max(0.0, time.time() - arrived) if arrived is not None else 0.0
         try:
             super().run_application()
         finally:
-            arrival(self.rfile)  # a stamp of this request's body is not the next request's arrival
             endpoint, error = self.environ.get("rehearsal.endpoint", ("<unmatched>", False))
             live = getattr(self.application, "config", {}).get("LIVE")
             if live is not None:
-                live.record(endpoint, waited + time.perf_counter() - t0, error)
+                live.record(endpoint, time.perf_counter() - t0, error)
 
     def handle_one_request(self) -> Any:
         result = super().handle_one_request()
