@@ -8,10 +8,14 @@ are kept in the run directory (``screenshots/``) for a person to look at.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import re
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -56,22 +60,56 @@ def chromium(*args: str, timeout: float = 90) -> str:
 PHONE = 390
 
 
-def _framed(url: str, width: int, height: int, where: Path, probe: bool = False) -> Path:
+class _Wrappers:
+    """Serves the frame pages of http:// pages from 127.0.0.1 itself (a folder of their own), started on first use.
+
+    A file:// page framing an http:// one puts the frame in another renderer,
+    whose painting Chromium's virtual time does not wait for: on a busy
+    machine the shot came out blank (8,213 bytes, every try). Framed from the
+    same site, the frame is drawn in the page's own renderer before the shot.
+    """
+
+    folder: Path | None = None
+    port = 0
+
+    @classmethod
+    def write(cls, name: str, html: str) -> str:
+        """Write the frame page `name` and return its http:// URL."""
+        if cls.folder is None:
+            cls.folder = Path(tempfile.mkdtemp(prefix="frames-"))
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     functools.partial(_QuietFiles, directory=str(cls.folder)))
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            cls.port = server.server_address[1]
+        (cls.folder / name).write_text(html, encoding="utf-8")
+        return f"http://127.0.0.1:{cls.port}/{name}"
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+
+def _framed(url: str, width: int, height: int, where: Path, probe: bool = False) -> str:
+    """The URL of a page holding `url` in a `width`-wide iframe: file:// in `where` for a file, else http://."""
     script = ("<script>onload=()=>{const d=document.querySelector('iframe').contentDocument;"
               "document.title='W'+d.documentElement.scrollWidth}</script>") if probe else ""
-    wrapper = where / f".frame-{width}-{abs(hash(url))}.html"
-    wrapper.write_text(f"<html><body style='margin:0'><iframe src='{url}' width='{width}' height='{height}' "
-                       f"style='border:0'></iframe>{script}</body></html>", encoding="utf-8")
-    return wrapper
+    name = f".frame-{width}-{abs(hash(url))}.html"
+    html = (f"<html><body style='margin:0'><iframe src='{url}' width='{width}' height='{height}' "
+            f"style='border:0'></iframe>{script}</body></html>")
+    if not url.startswith("file:"):
+        return _Wrappers.write(name, html)
+    (where / name).write_text(html, encoding="utf-8")
+    return (where / name).as_uri()
 
 
 def screenshot(url: str, out: Path, width: int, height: int = 2400) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     target = url
     if width < 500:
-        target = _framed(url, width, height, out.parent).as_uri()
-    # On a busy machine (the suite runs two files at once) a framed live page may not have painted
-    # within the budget: try again with more time before calling the page blank.
+        target = _framed(url, width, height, out.parent)
+    # On a busy machine (the suite runs two files at once) a page may not have painted within the
+    # budget: try again with more time before calling the page blank.
     for budget in (5000, 10000, 20000):
         out.unlink(missing_ok=True)
         chromium(f"--user-data-dir={out.parent / '.chromium'}", f"--window-size={max(width, 500)},{height}",
@@ -89,10 +127,10 @@ def dom(url: str, width: int, user_dir: Path) -> str:
 
 def page_width(html_file: Path, width: int, user_dir: Path) -> int:
     """The page's scroll width in Chromium in a `width`-wide viewport (wider: it scrolls sideways)."""
-    wrapper = _framed(html_file.as_uri(), width, 900, html_file.parent, probe=True)
+    url = _framed(html_file.as_uri(), width, 900, html_file.parent, probe=True)
     text = chromium(f"--user-data-dir={user_dir}", "--window-size=1000,1000", "--allow-file-access-from-files",
-                    "--virtual-time-budget=5000", "--dump-dom", wrapper.as_uri())
-    wrapper.unlink()
+                    "--virtual-time-budget=5000", "--dump-dom", url)
+    Path(urllib.request.url2pathname(url.removeprefix("file://"))).unlink()
     match = re.search(r"<title>W(\d+)</title>", text)
     assert match, text[:500]
     return int(match.group(1))
