@@ -124,12 +124,23 @@ def test_a_target_that_never_answers_writes_its_report_and_exits_2(tmp_path: Pat
     assert not (run_dir / "ledger").exists()  # no request was sent: no user ever started
 
 
-@pytest.mark.parametrize("delay_s", [0.6, 2.0, 5.0])
-def test_ctrl_c_at_start_is_one_line_and_exit_2(delay_s: float, tmp_path: Path) -> None:
-    """Ctrl-C in the terminal (SIGINT to the whole process group) while a run is starting up."""
+def _sigint_ignored() -> None:
+    """Popen's preexec_fn: start as ``cmd &`` in a script does, with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(("delay_s", "inherited"), [(0.6, "default"), (2.0, "default"), (5.0, "default"),
+                                                    (0.6, "ignored"), (2.0, "ignored")])
+def test_ctrl_c_at_start_is_one_line_and_exit_2(delay_s: float, inherited: str, tmp_path: Path) -> None:
+    """Ctrl-C in the terminal (SIGINT to the whole process group) while a run is starting up.
+
+    Also when the harness was started with SIGINT ignored: its portals and
+    Locust get the default back, so the harness must stop on it too (it once
+    ran on to the end, or said a portal "exited at start").
+    """
     proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", "scenarios/demo.yaml", "--reports-dir",
                              str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_sigint_ignored if inherited == "ignored" else None)
     time.sleep(delay_s)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from rehearsal.results.ledger import read_events
 
@@ -225,11 +226,20 @@ def test_ramp_open_model_and_resume_from_a_stage(tmp_path: Path) -> None:
     assert [s["name"] for s in summary["stages"]] == ["arrivals"] and summary["started_from"] == "arrivals"
 
 
-def test_ctrl_c_mid_stage_keeps_what_was_measured(tmp_path: Path) -> None:
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(("sig", "inherited"), [(signal.SIGINT, "default"), (signal.SIGINT, "ignored"),
+                                                (signal.SIGTERM, "default")], ids=["ctrl-c", "ctrl-c-in-background",
+                                                                                   "sigterm"])
+def test_ctrl_c_mid_stage_keeps_what_was_measured(sig: int, inherited: str, tmp_path: Path) -> None:
+    """Ctrl-C, or SIGTERM (a CI runner cancelling the job), or SIGINT to a run started with it ignored."""
     plan = _plan(tmp_path, "stop", _stage("stop", duration="2h", grace="0s", citizens=30))
     reports = tmp_path / "reports"
     proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--reports-dir", str(reports)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=_sigint_ignored if inherited == "ignored" else None)
     deadline = time.monotonic() + 60
     ledger = None
     while time.monotonic() < deadline:
@@ -238,7 +248,7 @@ def test_ctrl_c_mid_stage_keeps_what_was_measured(tmp_path: Path) -> None:
         if ledger and ledger.exists() and any(e["kind"] == "submitted" for e in read_events(ledger)):
             break
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 2, out + err
     assert "interrupted" in err and "Traceback" not in err

@@ -13,11 +13,12 @@ written, a harness bug): no traceback for a user's action. The codes are
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -66,8 +67,44 @@ def build_parser() -> Parser:
     return parser
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM stop a command as Ctrl-C does: what was measured is kept, one line, exit 2.
+
+    Also when the harness was started with SIGINT ignored (``rehearse run … &``
+    in a script, a CI runner's job): its portals and Locust get SIGINT back
+    (`run.processes.die_with_parent`) so that the harness can stop Locust
+    cleanly, and a SIGINT to the whole group would otherwise stop them and
+    not the harness, which then went on to the next stage or reported a
+    portal "exited at start". A handler the caller installed is left alone,
+    and both are put back afterwards (``main`` called from a program).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if before[signal.SIGINT] in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if before[signal.SIGTERM] in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code."""
+    with _stop_signals():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:

@@ -74,6 +74,8 @@ class PortalProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if self.proc.returncode == -signal.SIGINT:  # Ctrl-C reached it before it reached us
+                    raise KeyboardInterrupt
                 raise RunError(f"the reference portal exited at start (code {self.proc.returncode}); "
                                f"see {self.log_path}")
             text = self.port_file.read_text().strip() if self.port_file.exists() else ""
