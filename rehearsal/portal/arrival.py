@@ -1,0 +1,90 @@
+"""When a request arrived: the kernel's receive stamp, so a request's server time includes its wait to be read.
+
+A request that reaches a busy portal waits in its connection's socket until
+the process gets round to reading it: during a rehearsal's spawn burst, tens
+of milliseconds that a citizen waits and a timing begun when the request is
+read never sees (tools/bench/accuracy.py measured a client's wire time 35 ms
+over such a server timing at p99 while its own share was 3 ms).
+
+So the listening socket has ``SO_TIMESTAMPNS`` on (Linux; `stamp_listener`)
+and every connection it accepts inherits it: the kernel stamps each segment
+it receives, a new connection's first request too while the connection still
+waits in the accept queue (turned on only once a connection was accepted, it
+found that request unstamped: a test caught it). `StampedReader` (the raw
+reader under the handler's ``rfile``) keeps the stamp of the last segment it
+read. When the handler starts the application, the request line and headers
+have just been read: `StampedReader.take` gives that stamp (wall seconds) and
+forgets it, and the request's time is counted from it. A request whose bytes
+were already buffered with the previous one's (pipelining) has no stamp of
+its own and is timed from when it is read, as before; so is everything where
+the kernel gives no stamp (not Linux, not TCP). This is the same clock as the
+harness's wire time (`locustfiles/wire.py`): both ends stamped by the kernel.
+The time ends as the answer's last write is handed to the kernel
+(`server.JsonErrorHandler._sendall`), as the harness's begins as the
+request's first is: each end's own send is the network's, so on loopback,
+where the kernel delivers to the reader inside the writer's send, the
+portal's span lies inside the client's.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+from typing import Any
+
+#: ``SO_TIMESTAMPNS`` on Linux (asm-generic/socket.h; Python does not name it); its control message is of that type.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class StampedReader(io.RawIOBase):
+    """A connection's raw reads, by ``recvmsg_into``, keeping the kernel's stamp of the last segment read."""
+
+    def __init__(self, sock: Any) -> None:
+        super().__init__()
+        self.sock = sock
+        self.arrived_ns: int | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        nbytes, ancillary, _, _ = self.sock.recvmsg_into([buffer], _ANCILLARY)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                self.arrived_ns = seconds * 1_000_000_000 + nanoseconds
+        return nbytes
+
+    def take(self) -> float | None:
+        """The stamp of the last segment read (wall seconds), once; None if none came since the last take."""
+        arrived, self.arrived_ns = self.arrived_ns, None
+        return None if arrived is None else arrived / 1e9
+
+
+def stamp_listener(listener: Any) -> None:
+    """Turn the kernel's receive stamps on for every connection `listener` will accept (where it can)."""
+    if _ANCILLARY and getattr(listener, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            pass  # no stamps: requests are timed from their head read
+
+
+def stamped_rfile(sock: Any) -> io.BufferedReader | None:
+    """A buffered ``rfile`` over `sock` whose reads keep the kernel's stamps; None where the kernel gives none."""
+    if not _ANCILLARY or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return None
+    return io.BufferedReader(StampedReader(sock), io.DEFAULT_BUFFER_SIZE)
+
+
+def arrival(rfile: Any) -> float | None:
+    """When the request just read from `rfile` arrived (wall seconds), if a `stamped_rfile` knows."""
+    raw = getattr(rfile, "raw", None)
+    return raw.take() if isinstance(raw, StampedReader) else None
