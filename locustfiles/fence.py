@@ -106,6 +106,15 @@ class Fence:
             allowed = self._permits[host] = self.hosts().permits(host)
         return allowed
 
+    def permits_url(self, url: URL) -> bool:
+        """`permits` for the host of `url`, cached by its network location as written (no parsing per request)."""
+        self._confirmed()
+        key = "//" + url.netloc  # apart from the hosts: a netloc holds a port and may hold a user
+        allowed = self._permits.get(key)
+        if allowed is None:
+            allowed = self._permits[key] = self.permits(url.host)
+        return allowed
+
 
 def install(fence: Fence) -> None:
     """Check every connection the users ask geventhttpclient's client pool for against `fence`."""
@@ -114,7 +123,7 @@ def install(fence: Fence) -> None:
     def get_client(self: HTTPClientPool, url: str | URL) -> Any:
         if not isinstance(url, URL):
             url = URL(url)
-        if not fence.permits(url.host):
+        if not fence.permits_url(url):
             raise HostRefused(f"host {url.host!r} is not an allowed target host (config/targets.yaml): "
                               f"the request was not sent")
         return original(self, url)

@@ -183,15 +183,14 @@ class LatencyRecorder:
         # On every request, after its time is taken: O(1), no histogram, no string (see the module docstring).
         # The wire time when the kernel stamped the answer (locustfiles/wire.py), else Locust's own timing.
         wire = take_wire(response_time)
+        ms = (wire[1] - wire[0]) * 1000.0 if wire else response_time
         if context:
-            intended = context.get("intended")
             key = (request_type, name, context.get("tag", ""))
-            if intended:
+            intended = context.get("intended")
+            if intended:  # open model: from the arrival's intended time to the answer
                 ms = ((wire[1] if wire else time.time()) - intended) * 1000.0
-            else:
-                ms = (wire[1] - wire[0]) * 1000.0 if wire else response_time
         else:
-            key, ms = (request_type, name, ""), (wire[1] - wire[0]) * 1000.0 if wire else response_time
+            key = (request_type, name, "")
         entry = self.pending.get(key)
         if entry is None:
             entry = self.pending[key] = [[], 0]

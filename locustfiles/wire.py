@@ -46,6 +46,8 @@ log = logging.getLogger("rehearsal.wire")
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+# Bound once: `WireSocket.recv` runs for every read of every answer.
+_SOL_SOCKET, _TIMESPEC_SIZE, _unpack_timespec = socket.SOL_SOCKET, _TIMESPEC.size, _TIMESPEC.unpack_from
 #: Attribute names on the user's greenlet: when the request began on the wire, and its answer's last stamp (ns).
 SENT, RECEIVED = "_rehearsal_wire_sent", "_rehearsal_wire_received"
 
@@ -67,9 +69,10 @@ class WireSocket(gevent.socket.socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY, flags)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+        if ancillary:  # room for one message only: the stamp, if the kernel gave one
+            level, kind, payload = ancillary[0]
+            if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(payload) >= _TIMESPEC_SIZE:
+                seconds, nanoseconds = _unpack_timespec(payload)
                 setattr(getcurrent(), RECEIVED, seconds * 1_000_000_000 + nanoseconds)
         return data
 
