@@ -31,8 +31,6 @@ the generator's share.
 from __future__ import annotations
 
 import logging
-import socket
-import struct
 import sys
 import time
 from typing import Any
@@ -40,14 +38,10 @@ from typing import Any
 import gevent.socket
 from gevent import getcurrent
 
+from rehearsal.shared.stamps import ANCILLARY_SPACE, stamp_ns, turn_on
+
 log = logging.getLogger("rehearsal.wire")
 
-#: ``SO_TIMESTAMPNS`` on Linux (asm-generic/socket.h; Python does not name it). Its control message is of the same type.
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_TIMESPEC = struct.Struct("@qq")
-_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
-# Bound once: `WireSocket.recv` runs for every read of every answer.
-_SOL_SOCKET, _TIMESPEC_SIZE, _unpack_timespec = socket.SOL_SOCKET, _TIMESPEC.size, _TIMESPEC.unpack_from
 #: Attribute names on the user's greenlet: when the request began on the wire, and its answer's last stamp (ns).
 SENT, RECEIVED = "_rehearsal_wire_sent", "_rehearsal_wire_received"
 
@@ -68,22 +62,18 @@ class WireSocket(gevent.socket.socket):
         super().sendall(data, flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        data, ancillary, _, _ = self.recvmsg(bufsize, _ANCILLARY, flags)
-        if ancillary:  # room for one message only: the stamp, if the kernel gave one
-            level, kind, payload = ancillary[0]
-            if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(payload) >= _TIMESPEC_SIZE:
-                seconds, nanoseconds = _unpack_timespec(payload)
-                setattr(getcurrent(), RECEIVED, seconds * 1_000_000_000 + nanoseconds)
+        data, ancillary, _, _ = self.recvmsg(bufsize, ANCILLARY_SPACE, flags)
+        if ancillary:
+            stamp = stamp_ns(ancillary)
+            if stamp is not None:
+                setattr(getcurrent(), RECEIVED, stamp)
         return data
 
 
 def create_tcp_socket(self: Any, family: int, socktype: int, protocol: int) -> gevent.socket.socket:
     """The pool's socket factory: a `WireSocket` with kernel receive stamps on."""
     sock = WireSocket(family, socktype, protocol)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    except OSError:  # not Linux: no stamps, the recorder keeps Locust's timing
-        pass
+    turn_on(sock)  # where it cannot (not Linux): no stamps, the recorder keeps Locust's timing
     return sock
 
 
@@ -118,7 +108,7 @@ def install() -> bool:
 
     if getattr(ConnectionPool, "_rehearsal_wire", False):
         return True
-    if not sys.platform.startswith("linux") or not _ANCILLARY:
+    if not sys.platform.startswith("linux") or not ANCILLARY_SPACE:
         return False
     if not hasattr(ConnectionPool, "_create_tcp_socket"):
         log.warning("geventhttpclient's ConnectionPool has changed: wire times not taken, Locust's kept")

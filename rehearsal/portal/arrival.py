@@ -29,14 +29,9 @@ portal's span lies inside the client's.
 from __future__ import annotations
 
 import io
-import socket
-import struct
 from typing import Any
 
-#: ``SO_TIMESTAMPNS`` on Linux (asm-generic/socket.h; Python does not name it); its control message is of that type.
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
-_TIMESPEC = struct.Struct("@qq")
-_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+from ..shared.stamps import ANCILLARY_SPACE, stamp_ns, turn_on
 
 
 class StampedReader(io.RawIOBase):
@@ -51,11 +46,11 @@ class StampedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
-        nbytes, ancillary, _, _ = self.sock.recvmsg_into([buffer], _ANCILLARY)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
-                self.arrived_ns = seconds * 1_000_000_000 + nanoseconds
+        nbytes, ancillary, _, _ = self.sock.recvmsg_into([buffer], ANCILLARY_SPACE)
+        if ancillary:
+            stamp = stamp_ns(ancillary)
+            if stamp is not None:
+                self.arrived_ns = stamp
         return nbytes
 
     def take(self) -> float | None:
@@ -66,20 +61,12 @@ class StampedReader(io.RawIOBase):
 
 def stamp_listener(listener: Any) -> None:
     """Turn the kernel's receive stamps on for every connection `listener` will accept (where it can)."""
-    if _ANCILLARY and getattr(listener, "family", None) in (socket.AF_INET, socket.AF_INET6):
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        except OSError:
-            pass  # no stamps: requests are timed from their head read
+    turn_on(listener)  # where it cannot: no stamps, requests are timed from their head read
 
 
 def stamped_rfile(sock: Any) -> io.BufferedReader | None:
     """A buffered ``rfile`` over `sock` whose reads keep the kernel's stamps; None where the kernel gives none."""
-    if not _ANCILLARY or getattr(sock, "family", None) not in (socket.AF_INET, socket.AF_INET6):
-        return None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    except OSError:
+    if not turn_on(sock):  # inherited from the listener; turned on again for a socket handed in otherwise
         return None
     return io.BufferedReader(StampedReader(sock), io.DEFAULT_BUFFER_SIZE)
 
