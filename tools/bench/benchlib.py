@@ -223,30 +223,67 @@ class Busy:
                                                                                    round(os.getloadavg()[0], 2)]}
 
 
+class LocustRound:
+    """One headless Locust process, measured over a window its caller chooses (`mark` twice)."""
+
+    def __init__(self, locustfile: Path, url: str, work: Path, tag: str, *, users: int, seconds: int,
+                 extra: list[str] | None = None, cwd: Path = ROOT, count: Any = health_count) -> None:
+        cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url, "-u", str(users),
+               "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--loglevel", "WARNING",
+               "--exit-code-on-error", "0", *(extra or [])]
+        self.url, self.count, self.seconds = url, count, seconds
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL,
+                                     stderr=(work / f"{tag}.err").open("wb"))
+        self.ps = psutil.Process(self.proc.pid)
+        self.marks: list[tuple[float, float, int]] = []
+
+    def mark(self) -> None:
+        """Note the time, the process's CPU seconds and the portal's count (twice: the window's two ends)."""
+        self.marks.append((time.time(), cpu_s(self.ps), self.count(self.url)))
+
+    def finish(self) -> dict[str, Any]:
+        """Wait for the process; the window's figures."""
+        self.proc.wait(self.seconds + 60)
+        (t0, c0, r0), (t1, c1, r1) = self.marks[0], self.marks[-1]
+        requests, cpu, wall = r1 - r0, c1 - c0, t1 - t0
+        return {"requests": requests, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                "requests_per_s": round(requests / wall, 1), "generator_cpu_percent": round(100 * cpu / wall, 1),
+                "requests_per_cpu_s": round(requests / cpu, 1) if cpu else None, "exit_code": self.proc.returncode}
+
+
 def locust_round(locustfile: Path, url: str, work: Path, tag: str, *, users: int, seconds: int,
                  extra: list[str] | None = None, cwd: Path = ROOT, count: Any = health_count,
                  profile_out: Path | None = None) -> dict[str, Any]:
     """One headless Locust process for `seconds`, measured over its middle: requests the portal counted
     (`count`), CPU seconds of the Locust process, how busy the machine was meanwhile (py-spy into
     `profile_out` over that middle, if given)."""
-    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", url, "-u", str(users),
-           "-r", str(users), "-t", f"{seconds}s", "--only-summary", "--loglevel", "WARNING",
-           "--exit-code-on-error", "0", *(extra or [])]
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=(work / f"{tag}.err").open("wb"))
-    p = psutil.Process(proc.pid)
+    r = LocustRound(locustfile, url, work, tag, users=users, seconds=seconds, extra=extra, cwd=cwd, count=count)
     settle = min(5.0, seconds / 4)
     time.sleep(settle)
-    t0, c0, r0, busy = time.time(), cpu_s(p), count(url), Busy()
-    spy = profile(proc.pid, seconds - 2 * settle - 1, profile_out) if profile_out else None
+    r.mark()
+    busy = Busy()
+    spy = profile(r.proc.pid, seconds - 2 * settle - 1, profile_out) if profile_out else None
     time.sleep(seconds - 2 * settle)
-    t1, c1, r1, load = time.time(), cpu_s(p), count(url), busy.stop()
-    proc.wait(seconds + 60)
+    r.mark()
+    load = busy.stop()
+    figures = r.finish()
     if spy is not None:
         spy.wait()
-    requests, cpu, wall = r1 - r0, c1 - c0, t1 - t0
-    return {"requests": requests, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-            "requests_per_s": round(requests / wall, 1), "generator_cpu_percent": round(100 * cpu / wall, 1),
-            "requests_per_cpu_s": round(requests / cpu, 1) if cpu else None, "exit_code": proc.returncode, **load}
+    return {**figures, **load}
+
+
+def locust_rounds_together(rounds: list[LocustRound], seconds: int) -> list[dict[str, Any]]:
+    """Started at once by the caller: each measured over the same middle, so the machine's moods fall on all."""
+    settle = min(5.0, seconds / 4)
+    time.sleep(settle)
+    for r in rounds:
+        r.mark()
+    busy = Busy()
+    time.sleep(seconds - 2 * settle)
+    for r in rounds:
+        r.mark()
+    load = busy.stop()
+    return [{**r.finish(), **load} for r in rounds]
 
 
 def calibrate(url: str, work: Path, *, seconds: int = 12, users: int = 20) -> dict[str, Any]:
