@@ -6,7 +6,7 @@ of milliseconds that a citizen waits and a timing begun when the request is
 read never sees (tools/bench/accuracy.py measured a client's wire time 35 ms
 over such a server timing at p99 while its own share was 3 ms).
 
-So the listening socket has ``SO_TIMESTAMPNS`` on (Linux; `stamp_listener`)
+So the listening socket has ``SO_TIMESTAMPNS`` on (Linux; `make_server`)
 and every connection it accepts inherits it: the kernel stamps each segment
 it receives, a new connection's first request too while the connection still
 waits in the accept queue (turned on only once a connection was accepted, it
@@ -57,11 +57,6 @@ class StampedReader(io.RawIOBase):
         """The stamp of the last segment read (wall seconds), once; None if none came since the last take."""
         arrived, self.arrived_ns = self.arrived_ns, None
         return None if arrived is None else arrived / 1e9
-
-
-def stamp_listener(listener: Any) -> None:
-    """Turn the kernel's receive stamps on for every connection `listener` will accept (where it can)."""
-    turn_on(listener)  # where it cannot: no stamps, requests are timed from their head read
 
 
 def stamped_rfile(sock: Any) -> io.BufferedReader | None:

@@ -64,10 +64,11 @@ from urllib.parse import unquote
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..shared.heap import HeapFreezer
+from ..shared.stamps import turn_on
 from flask import Flask
 
 from .app import create_app
-from .arrival import arrival, stamp_listener, stamped_rfile
+from .arrival import arrival, stamped_rfile
 from .db import close_pool
 from .errors import PortalStartError, error_body
 from .frontdoor import create_front_door_app, to_city
@@ -213,7 +214,7 @@ def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)  # gevent's strerror also repeats the address
         raise PortalStartError(f"cannot listen on {host}:{port}: {why}") from None
-    stamp_listener(server.socket)
+    turn_on(server.socket)  # accepted connections inherit the stamps (`arrival`); without, timed from the head read
     return server
 
 
