@@ -140,6 +140,11 @@ def ensure_system_package(binary: str, package: str) -> str:
     return found
 
 
+def sigint_ignored() -> None:
+    """Popen's preexec_fn: start as ``cmd &`` in a script does, with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def free_port() -> int:
     import socket
 

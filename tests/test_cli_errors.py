@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, sigint_ignored
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,11 +124,6 @@ def test_a_target_that_never_answers_writes_its_report_and_exits_2(tmp_path: Pat
     assert not (run_dir / "ledger").exists()  # no request was sent: no user ever started
 
 
-def _sigint_ignored() -> None:
-    """Popen's preexec_fn: start as ``cmd &`` in a script does, with SIGINT ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 @pytest.mark.parametrize(("delay_s", "inherited"), [(0.6, "default"), (2.0, "default"), (5.0, "default"),
                                                     (0.6, "ignored"), (2.0, "ignored")])
 def test_ctrl_c_at_start_is_one_line_and_exit_2(delay_s: float, inherited: str, tmp_path: Path) -> None:
@@ -140,7 +135,7 @@ def test_ctrl_c_at_start_is_one_line_and_exit_2(delay_s: float, inherited: str, 
     """
     proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", "scenarios/demo.yaml", "--reports-dir",
                              str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            start_new_session=True, preexec_fn=_sigint_ignored if inherited == "ignored" else None)
+                            start_new_session=True, preexec_fn=sigint_ignored if inherited == "ignored" else None)
     time.sleep(delay_s)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import sigint_ignored
 
 from rehearsal.results.ledger import read_events
 
@@ -226,10 +227,6 @@ def test_ramp_open_model_and_resume_from_a_stage(tmp_path: Path) -> None:
     assert [s["name"] for s in summary["stages"]] == ["arrivals"] and summary["started_from"] == "arrivals"
 
 
-def _sigint_ignored() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 @pytest.mark.parametrize(("sig", "inherited"), [(signal.SIGINT, "default"), (signal.SIGINT, "ignored"),
                                                 (signal.SIGTERM, "default")], ids=["ctrl-c", "ctrl-c-in-background",
                                                                                    "sigterm"])
@@ -239,7 +236,7 @@ def test_ctrl_c_mid_stage_keeps_what_was_measured(sig: int, inherited: str, tmp_
     reports = tmp_path / "reports"
     proc = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--reports-dir", str(reports)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            preexec_fn=_sigint_ignored if inherited == "ignored" else None)
+                            preexec_fn=sigint_ignored if inherited == "ignored" else None)
     deadline = time.monotonic() + 60
     ledger = None
     while time.monotonic() < deadline:
