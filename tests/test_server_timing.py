@@ -7,10 +7,17 @@ they add to the harness's own. No timing asserts: counts and shapes only.
 
 from __future__ import annotations
 
+import http.client
+import os
+import signal
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from hdrh.histogram import HdrHistogram
 
 from conftest import start_portal, stop_portal
-from hdrh.histogram import HdrHistogram
 
 
 def test_timings_per_route_and_interval_match_the_calls_made(tmp_path: Path) -> None:
@@ -44,5 +51,44 @@ def test_timings_per_route_and_interval_match_the_calls_made(tmp_path: Path) -> 
         _, later = p.call("GET", f"/api/timings?since={int(last)}")
         assert [i["t0"] for i in later["intervals"]] and all(i["t0"] >= last for i in later["intervals"])
         assert p.call("GET", "/api/timings?since=yesterday")[0] == 400
+    finally:
+        stop_portal(p)
+
+
+@pytest.mark.parametrize("connection", ["kept", "new"])
+def test_a_request_is_timed_from_its_arrival_not_from_when_a_busy_portal_reads_it(connection: str,
+                                                                                 tmp_path: Path) -> None:
+    """The portal stopped (SIGSTOP) while a request arrives: its server time holds the wait (the kernel's stamp).
+
+    On a connection kept from an earlier request (the wait in its socket), and
+    on a new one (the wait in the accept queue, once its request is there).
+    """
+    p = start_portal(tmp_path, "--system", "national", "--time-scale", "60")
+    try:
+        token = p.citizen()
+        url = urlsplit(p.base_url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        headers = {"Authorization": f"Bearer {token}"}
+        if connection == "kept":
+            conn.request("GET", "/api/dossiers", headers=headers)
+            assert conn.getresponse().read() and True
+        os.kill(p.proc.pid, signal.SIGSTOP)
+        try:
+            conn.request("GET", "/api/dossiers", headers=headers)  # in the portal's socket, nobody reading it
+            time.sleep(0.5)
+        finally:
+            os.kill(p.proc.pid, signal.SIGCONT)
+        answer = conn.getresponse()
+        assert answer.status == 200 and answer.read()
+        conn.close()
+        _, body = p.call("GET", "/api/timings?since=0")
+        assert "arrival" in body["covers"]
+        merged = HdrHistogram(1, 3_600_000_000, 3)
+        for interval in body["intervals"]:
+            route = interval["routes"].get("GET /api/dossiers")
+            if route:
+                merged.add(HdrHistogram.decode(route["hdr"]))
+        assert merged.get_total_count() == (2 if connection == "kept" else 1)
+        assert merged.get_max_value() >= 450_000  # µs: the half second it waited to be read is the portal's time
     finally:
         stop_portal(p)

@@ -88,9 +88,10 @@ def metrics() -> Response:
 
 
 #: What the server-side times of ``/api/timings`` cover (said in every answer).
-TIMING_COVERS = ("from the request line and headers read to the answer's last write handed to the kernel; "
-                 "not the accept queue, not a request's wait in a busy portal's socket, not the wait for a "
-                 "connection's next request, not the network")
+TIMING_COVERS = ("from the request's arrival (the kernel's receive stamp of its head, so its wait in a busy "
+                 "portal's socket, or in the accept queue once it has arrived, is in; where there is no stamp, from "
+                 "its head read) to the answer's last write handed to the kernel; not the wait for a connection's "
+                 "next request, not the network")
 
 
 @bp.get("/api/timings")

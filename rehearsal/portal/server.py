@@ -30,13 +30,14 @@ one line instead of gevent's traceback. A client still sending a very long
 request line when the answer comes may see the connection reset instead.
 
 Each request's server-side time (`JsonErrorHandler.run_application`) runs
-from the moment gevent has read and parsed the request line and headers to
-the moment the answer's last write is handed to the kernel: the body's
+from the request's arrival, the kernel's receive stamp of the segment that
+completed its head (`rehearsal.portal.arrival`; where the kernel gives none,
+from the moment gevent has read it), to the moment the answer's last write is
+handed to the kernel: its wait in the socket for a busy process (and, for a
+new connection whose request has arrived, in the accept queue), the body's
 reading, routing, faults, the handler, the database and the writing of the
-answer are in it; the accept queue, a request's wait in the socket of a busy
-process, the wait for a connection's next request and the network are not.
-(Timing each request from its arrival, the kernel's receive stamp, was tried
-twice and is not landed: see docs/benchmarks.md, "Accuracy".)
+answer are in it; the wait for a connection's next request, a connection's
+handshake and the network (the last write's own send) are not.
 
 A provincial system may serve a second app from the same process: its
 city-style front door (`rehearsal.portal.frontdoor`), on a port of its own
@@ -63,9 +64,11 @@ from urllib.parse import unquote
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ..shared.heap import HeapFreezer
+from ..shared.stamps import turn_on
 from flask import Flask
 
 from .app import create_app
+from .arrival import arrival, stamped_rfile
 from .db import close_pool
 from .errors import PortalStartError, error_body
 from .frontdoor import create_front_door_app, to_city
@@ -105,26 +108,35 @@ class JsonErrorHandler(WSGIHandler):
     #: How an error body is written (the portal's shape as it is; the city door's `to_city`).
     shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
+    def __init__(self, sock: Any, address: Any, server: Any, rfile: Any = None) -> None:
+        super().__init__(sock, address, server, rfile)
+        if rfile is None:  # the kernel's receive stamps: a request is timed from its arrival (`arrival`)
+            stamped = stamped_rfile(sock)
+            if stamped is not None:
+                self.rfile = stamped
+
     def run_application(self) -> None:
-        """Run the app and write its answer, timed: from the request's head read to the answer's last write."""
+        """Run the app and write its answer, timed: from the request's arrival to the answer's last write."""
         self.environ["rehearsal.timed_by_server"] = True
-        self._last_write: float | None = None
-        t0 = time.perf_counter()
+        self._last_write: int | None = None
+        arrived = arrival(self.rfile)  # one clock at both ends: the kernel's stamp and time.time_ns (`arrival`)
+        began = time.time_ns() if arrived is None else arrived
         try:
             super().run_application()
         finally:
-            ended = self._last_write if self._last_write is not None else time.perf_counter()
+            arrival(self.rfile)  # a stamp of this request's body is not the next request's arrival
+            ended = self._last_write if self._last_write is not None else time.time_ns()
             endpoint, error = self.environ.get("rehearsal.endpoint", ("<unmatched>", False))
             live = getattr(self.application, "config", {}).get("LIVE")
             if live is not None:
-                live.record(endpoint, ended - t0, error)
+                live.record(endpoint, max(0, ended - began) / 1e9, error)  # a wall clock set back: 0, not negative
 
     def _sendall(self, data: bytes) -> None:
         # The answer's time ends as its last write is handed to the kernel, as the harness's wire time
         # begins as the request is: the send itself is the network's. On loopback the kernel delivers
         # to the reader inside the writer's send, so a clock read after it would fall after the
-        # client's receive stamp.
-        self._last_write = time.perf_counter()
+        # client's receive stamp (the portal's span came out 0.2 ms longer than the client's at p50).
+        self._last_write = time.time_ns()
         super()._sendall(data)
 
     def handle_one_request(self) -> Any:
@@ -201,6 +213,7 @@ def make_server(settings: PortalSettings, host: str = "127.0.0.1", port: int = 0
     except OSError as exc:
         why = os.strerror(exc.errno) if exc.errno else str(exc)  # gevent's strerror also repeats the address
         raise PortalStartError(f"cannot listen on {host}:{port}: {why}") from None
+    turn_on(server.socket)  # accepted connections inherit the stamps (`arrival`); without, timed from the head read
     return server
 
 

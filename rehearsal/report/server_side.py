@@ -62,11 +62,12 @@ def _ms(x: float | None) -> str:
 #: What the reference systems say their timing covers (``/api/timings``' ``covers``), in Vietnamese;
 #: a real system's own words are shown as it gives them.
 COVERS_VI = {
-    ("from the request line and headers read to the answer's last write handed to the kernel; not the accept "
-     "queue, not a request's wait in a busy portal's socket, not the wait for a connection's next request, not "
-     "the network"):
-    ("từ lúc đọc xong dòng yêu cầu và các tiêu đề đến khi lần ghi cuối của câu trả lời được giao cho nhân hệ điều "
-     "hành; không gồm hàng đợi accept, không gồm lúc yêu cầu chờ trong socket của cổng đang bận, không gồm lúc một "
+    ("from the request's arrival (the kernel's receive stamp of its head, so its wait in a busy portal's socket, "
+     "or in the accept queue once it has arrived, is in; where there is no stamp, from its head read) to the "
+     "answer's last write handed to the kernel; not the wait for a connection's next request, not the network"):
+    ("từ lúc yêu cầu đến (dấu thời gian nhận của nhân hệ điều hành cho phần đầu yêu cầu, nên thời gian chờ trong "
+     "socket của cổng đang bận, hoặc trong hàng đợi accept khi yêu cầu đã đến, đều được tính; nếu không có dấu, từ "
+     "lúc đọc xong phần đầu) đến khi lần ghi cuối của câu trả lời được giao cho nhân hệ điều hành; không gồm lúc một "
      "kết nối chờ yêu cầu kế tiếp, không gồm mạng"),
 }
 

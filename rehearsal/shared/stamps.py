@@ -1,11 +1,11 @@
-"""The kernel's receive stamps (``SO_TIMESTAMPNS``): how a socket gets them and how one is read.
+"""The kernel's receive stamps (``SO_TIMESTAMPNS``): one reading for both ends of a latency figure.
 
-The harness's wire time (`locustfiles.wire`) ends at the stamp the kernel
-puts on the last segment of an answer, read with ``recvmsg`` beside the
-bytes. Linux only; elsewhere `ANCILLARY_SPACE` is 0 and `turn_on` says
-False, and Locust's own timing is kept. (The portal timing each request
-from its arrival by the same stamps was tried and is not landed:
-docs/benchmarks.md, "Accuracy".)
+The harness's wire time (`locustfiles.wire`) and the portal's arrival time
+(`rehearsal.portal.arrival`) both come from the stamp the kernel puts on each
+segment it receives, read with ``recvmsg`` beside the bytes. This module is
+how either end turns the stamps on and reads one: Linux only; elsewhere
+`ANCILLARY_SPACE` is 0 and `turn_on` says False, and each end keeps its
+other clock.
 """
 
 from __future__ import annotations
