@@ -122,7 +122,8 @@ class SystemClient:
                 body = None
             if self.token:
                 user.last_active = time.time()
-            moved = resp.headers.get("X-Portal-Moved") if resp.headers else None
+            headers = resp.headers  # (not its truth value: Headers.__len__ counts every header)
+            moved = headers.get("X-Portal-Moved") if headers is not None else None
             if moved:
                 # The front door has closed (503 or a redirect): go where it says, sign in again there.
                 user.moved(self, moved)
