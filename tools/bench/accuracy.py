@@ -30,9 +30,9 @@ Then **rehearsal**: ``rehearse run`` of a small generated scenario (20 units,
 declared in the scenario on every ``GET /api/procedures/<code>``: the figures
 of ``GET /api/procedures/[code]`` in its summary.json (``stages[0].latency``,
 HDR) and Locust's CSV, against the portal's own per-route timings of the same
-requests (``GET /api/timings``, HDR per interval, merged: from each request's
-head read to its last write, so a request's wait in a busy portal's socket
-is not in them) and the exact ones (the WSGI call only). Targets: client p99
+requests (``GET /api/timings``, HDR per interval, merged: timed from each
+request's arrival, `rehearsal.portal.arrival`) and the exact ones (the WSGI
+call only: a request's wait to be read is not in them). Targets: client p99
 within 10 ms of the server's, and no client-only stall (both against the
 portal's own timing).
 
@@ -368,7 +368,7 @@ def judge(figures: dict[str, Any]) -> None:
         for q in ("p50_ms", "p99_ms"):
             checks[f"{tag}_hdr_minus_server_{q}"] = diff(r["harness_hdr"], api, q)
             checks[f"{tag}_hdr_minus_exact_server_{q}"] = diff(r["harness_hdr"], r["server"], q)
-        # Against the portal's own timing (/api/timings), the figure a gate on server_p95_ms judges.
+        # Against the portal's own timing (/api/timings: from each request's arrival), what server_p95_ms judges.
         checks[f"{tag}_client_only_over_85ms"] = (r["harness_hdr"].get("over_85ms", 0)
                                                   - r["server_api_timings"].get("over_85ms", 0))
     if "rehearsal_run" in figures:
