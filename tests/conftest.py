@@ -98,6 +98,14 @@ def portal(tmp_path: Path):
     stop_portal(p)
 
 
+@pytest.fixture(scope="module")
+def refusing_portal(tmp_path_factory: pytest.TempPathFactory):
+    """One portal for a module's refused-input cases: a refusal changes nothing, so the cases need no fresh one."""
+    p = start_portal(tmp_path_factory.mktemp("refusing"), "--time-scale", "3600")
+    yield p
+    stop_portal(p)
+
+
 @pytest.fixture
 def multipart():
     """Build the multipart fields of a dossier submission."""

@@ -114,7 +114,9 @@ def test_officer_acts_only_in_their_own_unit(portal: PortalClient, multipart) ->
     ({"drop_file": True}, 400, "death_notice"),
     ({"big_file": True}, 413, "death_notice"),
 ])
-def test_bad_submissions_name_the_field(portal: PortalClient, change: dict, status: int, field: str) -> None:
+def test_bad_submissions_name_the_field(refusing_portal: PortalClient, change: dict, status: int,
+                                        field: str) -> None:
+    portal = refusing_portal
     citizen = portal.citizen()
     fields = {"procedure_code": "HT-02", "unit_code": str(U1),
               "form": '{"deceased_name": "A", "deceased_id": "079000000001", "date_of_death": "2025-06-20"}'}
@@ -134,7 +136,8 @@ def test_bad_submissions_name_the_field(portal: PortalClient, change: dict, stat
     ("/api/auth/vneid/verify", {"otp_request_id": "nope", "otp": "000000"}, "otp_request_id"),
     ("/api/auth/officer", {"username": "cb26506-1", "password": "wrong"}, "password"),
 ])
-def test_bad_sign_ins_name_the_field(portal: PortalClient, path: str, body: dict, field: str) -> None:
+def test_bad_sign_ins_name_the_field(refusing_portal: PortalClient, path: str, body: dict, field: str) -> None:
+    portal = refusing_portal
     status, answer = portal.call("POST", path, body)
     assert 400 <= status < 500 and answer["field"] == field
 

@@ -83,8 +83,8 @@ def test_silent_drop_answers_201_and_keeps_nothing(portal: PortalClient, multipa
     ({"kind": "errors", "rate": 2}, "faults[0].rate"),
     ({"kind": "latency"}, "faults[0].delay_s"),
 ])
-def test_a_bad_fault_is_refused_with_its_field(portal: PortalClient, fault: dict, field: str) -> None:
-    status, body = portal.call("PUT", "/api/admin/faults", {"faults": [fault]})
+def test_a_bad_fault_is_refused_with_its_field(refusing_portal: PortalClient, fault: dict, field: str) -> None:
+    status, body = refusing_portal.call("PUT", "/api/admin/faults", {"faults": [fault]})
     assert status == 400 and body["field"] == field
 
 
