@@ -31,7 +31,7 @@ from rehearsal.report.page import build_report
 from rehearsal.results.national import NationalAccount, NationalReader
 from rehearsal.results.rejudge import judge_run
 from rehearsal.results.summary import stage_summary, write_summary
-from rehearsal.results.sync import SYNC_FILE, read_sync_steps
+from rehearsal.results.sync import SYNC_FILE, link_restarts, read_sync_steps
 from rehearsal.results.two_systems import reconcile_two_systems
 
 PLAN = """\
@@ -270,6 +270,16 @@ def test_old_run_without_sync_says_unknown(run: dict[str, Any], tmp_path: Path) 
     assert "unknown" in gates["sync_lag_p95_s <= 60s"]["detail"]
     page = build_report(old, "en").read_text(encoding="utf-8")
     assert "data-kpi='sync'" in page and "unknown" in page
+
+
+def test_link_restarts_count_returns_after_being_up_not_a_slow_start() -> None:
+    """Without the supervisor's counter, restarts are read from the samples' link_alive: back up after being up."""
+    rows = lambda *alive: [{"t": float(k), "link_alive": a} for k, a in enumerate(alive)]  # noqa: E731
+    assert link_restarts(rows(False, False, True, True)) == 0  # still starting at the first samples (a busy machine)
+    assert link_restarts(rows(True, False, True, False, True)) == 2
+    assert link_restarts(rows(False, True, False)) == 0  # down at the end: not (yet) restarted
+    assert link_restarts(rows(False, False)) == 0 and link_restarts([{"t": 1.0}]) is None
+    assert link_restarts([{"t": 1.0, "link_restarts": 3}, {"t": 2.0, "link_restarts": 5}]) == 2
 
 
 def test_live_view_shows_the_link(run: dict[str, Any], tmp_path: Path) -> None:

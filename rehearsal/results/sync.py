@@ -124,7 +124,10 @@ def link_restarts(series: Sequence[Mapping[str, Any]]) -> int | None:
     alive = [r["link_alive"] for r in series if isinstance(r.get("link_alive"), bool)]
     if not alive:
         return None
-    return sum(1 for a, b in pairwise(alive) if not a and b)
+    # Back up after having been up: an agent still starting when the first samples came (a busy machine) is not
+    # restarted by coming up.
+    first_up = alive.index(True) if True in alive else len(alive)
+    return sum(1 for a, b in pairwise(alive[first_up:]) if not a and b)
 
 
 def _series(lags: Sequence[Mapping[str, Any]], series: Sequence[Mapping[str, Any]],
