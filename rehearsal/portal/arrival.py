@@ -13,7 +13,7 @@ waits in the accept queue (turned on only once a connection was accepted, it
 found that request unstamped: a test caught it). `StampedReader` (the raw
 reader under the handler's ``rfile``) keeps the stamp of the last segment it
 read. When the handler starts the application, the request line and headers
-have just been read: `StampedReader.take` gives that stamp (wall seconds) and
+have just been read: `StampedReader.take` gives that stamp (ns, wall clock) and
 forgets it, and the request's time is counted from it. A request whose bytes
 were already buffered with the previous one's (pipelining) has no stamp of
 its own and is timed from when it is read, as before; so is everything where
