@@ -2,7 +2,9 @@
 
 A real portal on loopback (one process); the histograms are the harness's form
 (microseconds, 3 significant digits, base64 as ``hdr.encode()`` writes it), so
-they add to the harness's own. No timing asserts: counts and shapes only.
+they add to the harness's own. Counts and shapes, and one lower bound: a
+request held half a second in a stopped portal's socket is timed at least
+that long (a busy machine only makes it longer).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def test_a_request_is_timed_from_its_arrival_not_from_when_a_busy_portal_reads_i
         headers = {"Authorization": f"Bearer {token}"}
         if connection == "kept":
             conn.request("GET", "/api/dossiers", headers=headers)
-            assert conn.getresponse().read() and True
+            assert conn.getresponse().read()
         os.kill(p.proc.pid, signal.SIGSTOP)
         try:
             conn.request("GET", "/api/dossiers", headers=headers)  # in the portal's socket, nobody reading it
