@@ -321,3 +321,15 @@ def test_no_secret_reaches_the_portals_log(tmp_path: Path) -> None:
             data = path.read_bytes()
             assert not any(v.encode() in data for v in secrets.values()), path
     assert not any(v in " ".join(portal.args) for v in secrets.values())  # by the variable's name, never by value
+
+
+def test_a_write_that_finds_the_disk_full_says_so() -> None:
+    """SQLite ends the transaction itself on SQLITE_FULL: the error is the full disk, not 'cannot rollback'."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("CREATE TABLE t (x)")
+    db.execute("PRAGMA max_page_count=2")  # a database this small is full at the next big row
+    with pytest.raises(sqlite3.OperationalError, match="full"), transaction(db):
+        db.execute("INSERT INTO t VALUES (?)", (b"x" * 100_000,))
+    with transaction(db):  # and the connection is usable afterwards
+        db.execute("INSERT INTO t VALUES (1)")
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 1

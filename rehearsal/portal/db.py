@@ -134,7 +134,8 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite ends it itself on some errors (a full disk): ROLLBACK would hide the cause
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 

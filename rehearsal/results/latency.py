@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from ..shared.jsonl import iter_jsonl
@@ -24,6 +25,49 @@ PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p95_ms": 95.0, "p99_ms": 99.0, "
 
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def _cumulative(histogram: HdrHistogram) -> np.ndarray:
+    """The running total of the histogram's counts, index by index (numpy, over a view of hdrh's own array)."""
+    return np.cumsum(np.ctypeslib.as_array(histogram.counts)[:histogram.counts_len], dtype=np.int64)
+
+
+def value_at_percentile(histogram: HdrHistogram, p: float, cumulative: np.ndarray | None = None) -> int:
+    """hdrh's ``get_value_at_percentile``, exactly, found by a binary search of the running total.
+
+    hdrh walks its counts one index at a time in Python (up to 23,552 of them
+    for our range), and a stage's summary and report ask for five percentiles
+    of every request type, several times: a third of a small run's report time.
+    """
+    if cumulative is None:
+        cumulative = _cumulative(histogram)
+    index = int(np.searchsorted(cumulative, histogram.get_target_count_at_percentile(p), side="left"))
+    if index >= len(cumulative):
+        return 0
+    value = histogram.get_value_from_index(index)
+    return histogram.get_highest_equivalent_value(value) if p else histogram.get_lowest_equivalent_value(value)
+
+
+def mean_value(histogram: HdrHistogram) -> float:
+    """hdrh's ``get_mean_value``, exactly, reading only the counts that are not zero.
+
+    Each value counts as the middle of its bucket, as hdrh does; hdrh gets there by
+    iterating every bucket below the largest value in Python (0.57 s for the twelve
+    request types of a two-minute stage).
+    """
+    total_count = histogram.get_total_count()
+    if not total_count:
+        return 0.0
+    counts = np.ctypeslib.as_array(histogram.counts)[:histogram.counts_len]
+    half_magnitude, half, unit = (histogram.sub_bucket_half_count_magnitude, histogram.sub_bucket_half_count,
+                                  histogram.unit_magnitude)
+    total = 0
+    for index in np.flatnonzero(counts).tolist():
+        bucket, sub = (index >> half_magnitude) - 1, (index & (half - 1)) + half
+        if bucket < 0:
+            bucket, sub = 0, sub - half
+        total += int(counts[index]) * ((sub << (bucket + unit)) + ((1 << (bucket + unit)) >> 1))
+    return float(total) / total_count
 
 
 @dataclass
@@ -71,20 +115,21 @@ class Tally:
         self.count += other.count
         self.failures += other.failures
 
-    def percentile_ms(self, p: float) -> float | None:
+    def percentile_ms(self, p: float, cumulative: np.ndarray | None = None) -> float | None:
         if not self.histogram.get_total_count():
             return None
-        return self.histogram.get_value_at_percentile(p) / 1000.0
+        return value_at_percentile(self.histogram, p, cumulative) / 1000.0
 
     def figures(self, seconds: float | None = None) -> dict[str, Any]:
         """count, failures, error_rate, p50/p90/p95/p99/p99.9, max, mean (ms), and rps over `seconds`."""
         has = bool(self.histogram.get_total_count())
         out: dict[str, Any] = {"count": self.count, "failures": self.failures,
                                "error_rate": self.failures / self.count if self.count else None}
+        cumulative = _cumulative(self.histogram) if has else None
         for key, p in PERCENTILES.items():
-            out[key] = self.percentile_ms(p)
+            out[key] = self.percentile_ms(p, cumulative)
         out["max_ms"] = self.histogram.get_max_value() / 1000.0 if has else None
-        out["mean_ms"] = round(self.histogram.get_mean_value() / 1000.0, 3) if has else None
+        out["mean_ms"] = round(mean_value(self.histogram) / 1000.0, 3) if has else None
         if seconds is not None:
             out["rps"] = round(self.count / seconds, 3) if seconds > 0 else None
         return out
