@@ -59,14 +59,11 @@ def mean_value(histogram: HdrHistogram) -> float:
     if not total_count:
         return 0.0
     counts = np.ctypeslib.as_array(histogram.counts)[:histogram.counts_len]
-    half_magnitude, half, unit = (histogram.sub_bucket_half_count_magnitude, histogram.sub_bucket_half_count,
-                                  histogram.unit_magnitude)
     total = 0
     for index in np.flatnonzero(counts).tolist():
-        bucket, sub = (index >> half_magnitude) - 1, (index & (half - 1)) + half
-        if bucket < 0:
-            bucket, sub = 0, sub - half
-        total += int(counts[index]) * ((sub << (bucket + unit)) + ((1 << (bucket + unit)) >> 1))
+        lowest = histogram.get_value_from_index(index)
+        middle = lowest + ((histogram.get_highest_equivalent_value(lowest) - lowest + 1) >> 1)
+        total += int(counts[index]) * middle
     return float(total) / total_count
 
 
