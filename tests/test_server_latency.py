@@ -110,11 +110,12 @@ def test_every_request_type_has_its_server_figures_and_they_are_not_above_the_cl
     # Each request's server span lies inside the client's, so (request by request) the server's k-th fastest is
     # not slower than the client's k-th fastest. The server may hold more (cut off at the stop, a redirect's
     # second hop), which only lowers its k-th; a client's failure may never have reached it: rank + failures.
-    clients = dict(by_name(read_latency(run_dir / "stages" / "s" / "latency.jsonl").rows))
+    client_rows = read_latency(run_dir / "stages" / "s" / "latency.jsonl").rows
+    clients = dict(by_name(client_rows))
     log = read_server_latency(run_dir / "stages" / "s" / "server_latency.jsonl")
     assert log is not None
     servers: dict[str, Tally] = {}
-    for row in named_rows(log, route_map(log, read_latency(run_dir / "stages" / "s" / "latency.jsonl").rows)):
+    for row in named_rows(log, route_map(log, client_rows)):
         for name in row["names"]:
             servers.setdefault(name, Tally()).add_row(row)
     compared = 0

