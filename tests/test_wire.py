@@ -108,3 +108,38 @@ def test_without_the_stamps_the_recorder_keeps_locusts_timing(server_url):
     result = run(server_url, "plain")
     assert result["installed"] is False
     assert [r["wire"] for r in result["got"]] == [None, None, None]
+
+
+SILENT = r'''
+import locust  # noqa: F401  (gevent patches the standard library first)
+import json, socket, sys, time
+
+from gevent.monkey import get_original
+from locust.contrib.fasthttp import FastHttpSession
+from locust.env import Environment
+
+from locustfiles import wire
+
+wire.install()
+listener = get_original("socket", "socket")()
+listener.bind(("127.0.0.1", 0))
+listener.listen(8)  # connections complete in the kernel's queue; nobody ever reads or answers them
+env = Environment()
+failures = []
+env.events.request.add_listener(lambda exception=None, **_: failures.append(f"{type(exception).__name__}: {exception}"))
+session = FastHttpSession(f"http://127.0.0.1:{listener.getsockname()[1]}", env.events.request, user=None,
+                          network_timeout=0.5, max_retries=0)
+started = time.monotonic()
+session.get("/never")
+print(json.dumps({"s": time.monotonic() - started, "failures": failures}))
+'''
+
+
+def test_a_system_that_never_answers_times_out_on_the_wire_socket():
+    """The first read after a send waits for the answer before reading (wire.WireSocket): that wait keeps the
+    socket's timeout, so a silent system fails the request after `network_timeout`, as without the wire layer."""
+    out = subprocess.run([sys.executable, "-c", SILENT], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         check=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    assert len(result["failures"]) == 1 and "timed out" in result["failures"][0], result
+    assert 0.4 <= result["s"] < 10
