@@ -117,12 +117,24 @@ class Fence:
 
 
 def install(fence: Fence) -> None:
-    """Check every connection the users ask geventhttpclient's client pool for against `fence`."""
+    """Check every host the users ask geventhttpclient's client pool for against `fence`.
+
+    The pool keeps one client per host and port, made on the first request
+    there; a host is checked when its client would be made, and every time
+    again while the list refuses it (no client is made). A host's client
+    exists only if the list permitted it, so the requests after the first
+    cost one lookup in the pool, as without the fence. The list only grows
+    while a process runs (a worker's confirmed hosts arrive with its first
+    spawn, before any user has started).
+    """
     original = getattr(HTTPClientPool.get_client, "__wrapped__", HTTPClientPool.get_client)
 
     def get_client(self: HTTPClientPool, url: str | URL) -> Any:
         if not isinstance(url, URL):
             url = URL(url)
+        client = self.clients.get((url.host, url.port))
+        if client is not None:
+            return client
         if not fence.permits_url(url):
             raise HostRefused(f"host {url.host!r} is not an allowed target host (config/targets.yaml): "
                               f"the request was not sent")
