@@ -13,7 +13,8 @@ the systems do (while it has a session it is in the run context's
 dossier events to the telemetry (which writes the ledger) with the system
 they happened on. Importing this module fixes two habits of
 geventhttpclient's connection pool that would put the generator's own
-waits into response times (`locustfiles.connections`).
+waits into response times (`locustfiles.connections`); each user's cookie
+jar skips its work on requests that carry no cookies (`locustfiles.cookies`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import gevent
 from locust import FastHttpUser
 from locust.exception import RescheduleTask
 
-from locustfiles import connections, wire
+from locustfiles import connections, cookies, wire
 from locustfiles.clients import SystemClient, adapter_class
 from locustfiles.context import RunContext
 from rehearsal.run.systems import Place
@@ -60,6 +61,7 @@ class PortalUser(FastHttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        cookies.install(self)  # the same jar, without its work on requests that carry no cookies
         self._portal: SystemClient | None = None
         self.session_lost = False
         self.last_active = 0.0
@@ -83,6 +85,9 @@ class PortalUser(FastHttpUser):
         """The adapter of the system this user talks to now, after any move this process has learnt of."""
         current = self._portal
         assert current is not None, "a user is placed on a system at its start"
+        moves = self.ctx.moves
+        if not moves:  # (every request asks: nothing has moved in most of a rehearsal)
+            return current
         hops = 0
         while current.url in self.ctx.moves and hops < MAX_HOPS:
             self.lose_session()  # the session was the old system's
