@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 #: Systems whose request names carry their name first (the main ones keep the bare path template).
 MAIN_SYSTEMS = ("national", "hcmc", "city", "portal", "legacy")
+_NO_CONTEXT: dict[str, Any] = {}
 
 
 @dataclass
@@ -71,13 +72,21 @@ class SystemClient:
         self.token: str | None = None
         #: This system's own reference for a dossier, by code (e.g. the national portal's id).
         self.refs: dict[str, Any] = {}
+        # `session_headers` for the token it was made for (made again when the token changes), and the prefix of
+        # `request_name`: built once, not on every request (tools/bench/overhead.py counts every microsecond here).
+        self._headers_token: str | None = None
+        self._headers: dict[str, str] = {}
+        self._named = system not in MAIN_SYSTEMS
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.system!r}, {self.url!r})"
 
     # -- what subclasses say about their system ----------------------------------------
     def session_headers(self) -> dict[str, str]:
-        """The headers that carry this user's session on this system."""
+        """The headers that carry this user's session on this system, made from `token`.
+
+        Called once per token (`request` keeps them until the token changes), not on every request.
+        """
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def error_of(self, body: Any) -> str | None:
@@ -86,7 +95,7 @@ class SystemClient:
 
     def request_name(self, name: str) -> str:
         """Locust's name for a request (stable per system: the path template)."""
-        return name if self.system in MAIN_SYSTEMS else f"{self.system} {name}"
+        return f"{self.system} {name}" if self._named else name
 
     # -- sending ---------------------------------------------------------------------------
     def request(self, method: str, path: str, name: str, *, ok: tuple[int, ...] = (200, 201),
@@ -102,12 +111,20 @@ class SystemClient:
         user = self.user
         if signed and self.token is None and user.session_lost:
             user.restore_session()  # `signed_in` counts it; if it failed, the next call tries again
-        headers = kwargs.pop("headers", {})
-        if signed:
-            headers.update(self.session_headers())
+        headers = kwargs.pop("headers", None)
+        if signed and self.token:
+            if self._headers_token != self.token:
+                self._headers, self._headers_token = self.session_headers(), self.token
+            if headers:
+                headers.update(self._headers)
+            else:
+                headers = self._headers  # (Locust copies the headers it is given: this dict is never changed)
         url = path if path.startswith(("http://", "https://")) else self.url + path
-        context = {"intended": user.intended} if user.intended else {}
-        user.intended = None
+        if user.intended:
+            context = {"intended": user.intended}
+            user.intended = None
+        else:
+            context = _NO_CONTEXT  # (Locust merges it into a new dict: never changed)
         allow_redirects = kwargs.pop("allow_redirects", False)
         wire.reset()  # this request's stamps only (locustfiles/wire.py)
         with user.client.request(method, url, name=self.request_name(name), headers=headers,
@@ -122,8 +139,9 @@ class SystemClient:
                 body = None
             if self.token:
                 user.last_active = time.time()
-            headers = resp.headers  # (not its truth value: Headers.__len__ counts every header)
-            moved = headers.get("X-Portal-Moved") if headers is not None else None
+            headers = resp.headers  # (not its truth value: Headers.__len__ counts every header; and a look-up that
+            # finds nothing raises and catches a KeyError inside Headers.get: asked with `in` first)
+            moved = headers["X-Portal-Moved"] if headers is not None and "X-Portal-Moved" in headers else None
             if moved:
                 # The front door has closed (503 or a redirect): go where it says, sign in again there.
                 user.moved(self, moved)
