@@ -174,7 +174,7 @@ def test_a_worker_that_joins_mid_stage_brings_citizens_of_its_own(tmp_path: Path
     another worker's (the master hands it users; their made-up id numbers carry its rank)."""
     port = free_port()
     plan = tmp_path / "dist.yaml"
-    plan.write_text(PLAN.replace("duration: 60m", "duration: 150m"), encoding="utf-8")  # room to join, busy or not
+    plan.write_text(PLAN.replace("duration: 60m", "duration: 100m"), encoding="utf-8")  # room to join, busy or not
     reports = tmp_path / "reports"
     run = subprocess.Popen([sys.executable, "-m", "rehearsal.cli", "run", str(plan), "--workers", "2",
                             "--master-bind", f"127.0.0.1:{port}", "--reports-dir", str(reports)],
