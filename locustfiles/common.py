@@ -89,9 +89,9 @@ class PortalUser(FastHttpUser):
         if not moves:  # (every request asks: nothing has moved in most of a rehearsal)
             return current
         hops = 0
-        while current.url in self.ctx.moves and hops < MAX_HOPS:
+        while current.url in moves and hops < MAX_HOPS:
             self.lose_session()  # the session was the old system's
-            current = self.place(self.ctx.systems.moved(self.ctx.moves[current.url], self.role))
+            current = self.place(self.ctx.systems.moved(moves[current.url], self.role))
             hops += 1
         return current
 
